@@ -1,0 +1,1 @@
+"""rvm-bridge server, protocol and client."""

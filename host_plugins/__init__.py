@@ -1,0 +1,1 @@
+"""Host plug-ins: thin glue for Nuke and DaVinci Resolve."""

@@ -1,0 +1,47 @@
+"""Fast Guided Filter refiner (He and Sun, 2015): no learned parameters, a little faster.
+
+The official checkpoints carry Deep Guided Filter weights; with this refiner they are unused.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .deep_guided_filter import _with_gray
+from .frames import per_frame
+
+
+def _box_filter(x: Tensor, radius: int) -> Tensor:
+    """Separable mean over a (2r+1) square window, zero padded like the official filter."""
+    size = 2 * radius + 1
+    channels = x.shape[1]
+    kx = x.new_full((channels, 1, 1, size), 1 / size)
+    ky = x.new_full((channels, 1, size, 1), 1 / size)
+    x = F.conv2d(x, kx, padding=(0, radius), groups=channels)
+    return F.conv2d(x, ky, padding=(radius, 0), groups=channels)
+
+
+class FastGuidedFilterRefiner(nn.Module):
+    def __init__(self, radius: int = 1, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.radius = radius
+        self.eps = eps
+
+    def _refine(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor) -> list[Tensor]:
+        lr_x = _with_gray(base_src)
+        lr_y = torch.cat([base_fgr, base_pha], dim=1)
+        mean_x = _box_filter(lr_x, self.radius)
+        mean_y = _box_filter(lr_y, self.radius)
+        cov_xy = _box_filter(lr_x * lr_y, self.radius) - mean_x * mean_y
+        var_x = _box_filter(lr_x * lr_x, self.radius) - mean_x * mean_x
+        a = cov_xy / (var_x + self.eps)
+        b = mean_y - a * mean_x
+        size = fine_src.shape[2:]
+        a = F.interpolate(a, size, mode="bilinear", align_corners=False)
+        b = F.interpolate(b, size, mode="bilinear", align_corners=False)
+        return list((a * _with_gray(fine_src) + b).split([3, 1], dim=1))
+
+    def forward(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor, base_hid: Tensor) -> list[Tensor]:
+        return per_frame(self._refine, fine_src, base_src, base_fgr, base_pha)
