@@ -55,6 +55,15 @@ def main() -> None:
     results["rvm-bridge torch float32"] = _fps(engine("float32"), frames, args.warmup)
     if args.device.startswith("cuda"):
         results["rvm-bridge torch float16"] = _fps(engine("float16"), frames, args.warmup)
+        # The network alone, frames already on the GPU: what the host<->device copies cost.
+        on_device = torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous().to(args.device)
+        for precision in ("float32", "float16"):
+            session = MattingSession(model, precision=precision, downsample_ratio=args.ratio)
+
+            def network(i, session=session):
+                session.run_tensor(on_device[int(i) : int(i) + 1])
+                torch.cuda.synchronize()
+            results[f"network alone, frames on GPU, {precision}"] = _fps(network, np.arange(len(frames)), args.warmup)
 
     import onnxruntime as ort
 

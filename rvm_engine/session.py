@@ -50,6 +50,7 @@ class MattingSession:
         self.frames_run = 0
         self._size: Optional[tuple[int, int]] = None
         self._rec: list[Optional[Tensor]] = [None] * 4
+        self._staging: Optional[Tensor] = None  # pinned host buffer reused for CUDA uploads
 
     def reset(self) -> None:
         """Forget the recurrent state: the next frame starts cold."""
@@ -107,11 +108,24 @@ class MattingSession:
         """Matte ``T`` consecutive frames ``[T,H,W,3]`` in one call; the state advances through all of them."""
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise FrameInputError(f"frames have shape {frames.shape}; expected [T,H,W,3] RGB")
-        # Contiguous NCHW: a permuted view would be channels-last and pick other conv kernels.
-        src = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32)).permute(0, 3, 1, 2).contiguous()[None]
-        if self.device.type == "cuda":
-            src = src.pin_memory()
+        src = self._upload(np.ascontiguousarray(frames, dtype=np.float32))
         fgr, pha = self.run_tensor(src, last_frame)
-        fgr_np = fgr[0].permute(0, 2, 3, 1).float().cpu().numpy()
-        pha_np = pha[0, :, 0].float().cpu().numpy()
+        # Reorder on the device, so the copy back is one contiguous block.
+        fgr_np = fgr[0].permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
+        pha_np = pha[0, :, 0].float().contiguous().cpu().numpy()
         return fgr_np, pha_np
+
+    def _upload(self, frames: np.ndarray) -> Tensor:
+        """``[T,H,W,3]`` host frames -> ``[1,T,3,H,W]`` contiguous on the session's device.
+
+        Contiguous NCHW matters: a permuted view is channels-last and picks other conv kernels.
+        On CUDA the frames go through a pinned buffer kept between frames (pinning anew each
+        frame costs more than the copy).
+        """
+        host = torch.from_numpy(frames)
+        if self.device.type == "cuda":
+            if self._staging is None or self._staging.shape != host.shape:
+                self._staging = torch.empty(host.shape, dtype=torch.float32, pin_memory=True)
+            self._staging.copy_(host)
+            host = self._staging.to(self.device, non_blocking=True)
+        return host.permute(0, 3, 1, 2).contiguous()[None]

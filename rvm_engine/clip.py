@@ -1,0 +1,219 @@
+"""One clip being matted: a session, the clip's colour, and the plates it writes.
+
+``ClipMatter`` is what the batch renderer and the bridge server hold per clip. It turns a
+plate as read from disk into alpha and foreground plates: plate -> model space (OCIO) ->
+network (advancing the clip's recurrent state) -> foreground back into the plate's space ->
+plates written atomically with our metadata.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import __version__
+from .colour import PlateColour, default_input_space
+from .errors import PlateError
+from .model import MattingNetwork
+from .plates import Plate, check_compression, write_plate
+from .sequences import output_sequence
+from .session import MattingSession
+from .weights import load_model
+
+OUTPUTS = ("alpha", "foreground", "rgba")
+
+
+@dataclass
+class ClipSettings:
+    """How one clip is matted and which plates it writes.
+
+    ``alpha``, ``foreground`` and ``rgba`` are output patterns (``shot_alpha.####.exr``) or
+    None. ``input_space`` None means the default for the plate's format (scene-linear
+    Rec.709 for EXR, sRGB for 8/16-bit images). ``rgba`` is premultiplied unless
+    ``rgba_premultiplied`` is False.
+    """
+
+    variant: str = "mobilenetv3"
+    checkpoint: Optional[str] = None
+    refiner: str = "deep_guided_filter"
+    downsample_ratio: Optional[float] = None
+    input_space: Optional[str] = None
+    colour_config: Optional[str] = None
+    to_model: str = "srgb"
+    precision: str = "float32"
+    device: str = "cpu"
+    alpha: Optional[str] = None
+    foreground: Optional[str] = None
+    rgba: Optional[str] = None
+    rgba_premultiplied: bool = True
+    pixel_type: str = "half"
+    compression: str = "zip"
+    layer: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def outputs(self) -> dict[str, str]:
+        return {name: getattr(self, name) for name in OUTPUTS if getattr(self, name)}
+
+    def check(self) -> None:
+        """Raise ``PlateError`` for settings that would fail on the first frame."""
+        if self.pixel_type not in ("half", "float"):
+            raise PlateError(f"pixel type {self.pixel_type!r}: plates are written as half or float")
+        check_compression(self.compression)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PreparedPlate:
+    """A plate already converted into the model's space (see :meth:`ClipMatter.prepare`)."""
+
+    plate: Plate
+    model_rgb: np.ndarray
+    bad_pixels: int
+
+
+class MatteResult:
+    """One matted frame: alpha ``[H,W]`` and, on first use, the foreground ``[H,W,3]`` in the plate's space.
+
+    The foreground's trip back through OCIO costs about as much as the network on a CPU, so it
+    is made lazily, by whichever thread first asks (the plate writers), not on the network's.
+    """
+
+    def __init__(self, frame: int, alpha: np.ndarray, plate: Plate, bad_pixels: int,
+                 model_fgr: Optional[np.ndarray] = None, model_rgb: Optional[np.ndarray] = None,
+                 colour: Optional[PlateColour] = None) -> None:
+        self.frame = frame
+        self.alpha = alpha
+        self.plate = plate
+        self.bad_pixels = bad_pixels
+        self._parts = (model_fgr, model_rgb, colour)
+        self._foreground: Optional[np.ndarray] = None
+        self._lock = threading.Lock()
+
+    @property
+    def foreground(self) -> Optional[np.ndarray]:
+        """The foreground in the plate's colour space; None for a pre-roll frame."""
+        with self._lock:
+            fgr, model_rgb, colour = self._parts
+            if self._foreground is None and fgr is not None and model_rgb is not None and colour is not None:
+                self._foreground = colour.foreground_to_plate(fgr, model_rgb, self.plate.pixels, alpha=self.alpha)
+                self._parts = (None, None, None)
+            return self._foreground
+
+
+class ClipMatter:
+    """Mattes one clip's plates in order, holding its recurrent state.
+
+    :meth:`prepare` (colour into the model's space) is safe to call from reader threads ahead of
+    the network; :meth:`matte` runs the network and must be called in frame order.
+    """
+
+    def __init__(self, settings: ClipSettings, model: Optional[MattingNetwork] = None) -> None:
+        settings.check()
+        self.settings = settings
+        if model is None:
+            model = load_model(settings.variant, settings.checkpoint, settings.refiner, settings.device)
+        self.model = model
+        self.session = MattingSession(
+            model, device=settings.device, precision=settings.precision, downsample_ratio=settings.downsample_ratio
+        )
+        self._colour: Optional[PlateColour] = None
+        self._colour_lock = threading.Lock()
+
+    @property
+    def frame(self) -> Optional[int]:
+        """The frame the held recurrent state belongs to (None when cold)."""
+        return self.session.frame
+
+    def reset(self) -> None:
+        self.session.reset()
+
+    def state_nbytes(self) -> int:
+        return self.session.state_nbytes()
+
+    def colour_for(self, plate: Plate) -> PlateColour:
+        """The clip's colour conversion, fixed by its first plate when no input space was given."""
+        with self._colour_lock:
+            if self._colour is None:
+                space = self.settings.input_space or default_input_space(plate.path or ".exr", plate.pixel_type)
+                self._colour = PlateColour(space, config=self.settings.colour_config, to_model=self.settings.to_model)
+            return self._colour
+
+    def prepare(self, plate: Plate) -> PreparedPlate:
+        """Convert ``plate`` into the model's space (NaN/Inf made safe and counted). Thread-safe."""
+        model_rgb, bad = self.colour_for(plate).to_model(plate.pixels)
+        return PreparedPlate(plate, model_rgb, bad)
+
+    def matte(self, plate: Union[Plate, PreparedPlate], frame: int, *, keep: bool = True) -> MatteResult:
+        """Run ``plate`` as clip frame ``frame``, advancing the state.
+
+        With ``keep=False`` (pre-roll) no foreground is made: only the state and the alpha
+        matter. Raises ``FrameInputError``/``ColourError``.
+        """
+        return self.matte_many([plate], [frame], keep=keep)[0]
+
+    def matte_many(self, plates: Sequence[Union[Plate, PreparedPlate]], frames: list[int], *, keep: bool = True) -> list[MatteResult]:
+        """Run consecutive plates through the network in one call (``[1,T,...]``).
+
+        One plate gives exactly what :meth:`matte` gives; several agree with one at a time to
+        within float rounding (about 1e-6).
+        """
+        ready = [p if isinstance(p, PreparedPlate) else self.prepare(p) for p in plates]
+        fgrs, phas = self.session.run_batch(np.stack([r.model_rgb for r in ready]), frames[-1])
+        wants_foreground = keep and bool(self.settings.foreground or self.settings.rgba)
+        colour = self.colour_for(ready[0].plate)
+        return [
+            MatteResult(frame, pha, r.plate, r.bad_pixels, *((fgr, r.model_rgb, colour) if wants_foreground else ()))
+            for r, frame, fgr, pha in zip(ready, frames, fgrs, phas)
+        ]
+
+    def output_paths(self, frame: int) -> dict[str, str]:
+        return {name: output_sequence(pattern, [frame]).path(frame) for name, pattern in self.settings.outputs().items()}
+
+    def write(self, result: MatteResult, extra_metadata: Optional[dict[str, Any]] = None) -> dict[str, str]:
+        """Write the requested plates of ``result`` atomically; returns ``{output: path}``.
+
+        Raises ``PlateError`` naming the plate that could not be written.
+        """
+        s = self.settings
+        meta = {
+            "rvm:software": f"rvm-bridge {__version__}",
+            "rvm:model": "RobustVideoMatting",
+            "rvm:variant": s.variant,
+            "rvm:refiner": s.refiner,
+            "rvm:downsample_ratio": float(self.session.downsample_ratio or 0.0),
+            "rvm:frame": int(result.frame),
+            "rvm:input_space": self._colour.input_space if self._colour else "",
+            "rvm:bad_pixels": int(result.bad_pixels),
+        }
+        meta.update(extra_metadata or {})
+        written = {}
+        for name, path in self.output_paths(result.frame).items():
+            pixels, channels = self._pixels(name, result)
+            plate_meta = meta
+            if name == "rgba" and not s.rgba_premultiplied and not path.lower().endswith(".exr"):
+                # PNG/TIFF writers would otherwise take straight RGB for premultiplied and divide it.
+                plate_meta = {**meta, "oiio:UnassociatedAlpha": 1}
+            write_plate(path, pixels, channels, like=result.plate, metadata=plate_meta,
+                        pixel_type=s.pixel_type, compression=s.compression)
+            written[name] = path
+        return written
+
+    def _pixels(self, name: str, result: MatteResult) -> tuple[np.ndarray, list[str]]:
+        if name == "alpha":
+            return result.alpha, ["A"]
+        assert result.foreground is not None  # matte(keep=True) made it for these outputs
+        if name == "foreground":
+            return result.foreground, ["R", "G", "B"]
+        rgb = result.foreground * result.alpha[..., None] if self.settings.rgba_premultiplied else result.foreground
+        return np.concatenate([rgb, result.alpha[..., None]], axis=-1), ["R", "G", "B", "A"]
+
+
+def outputs_complete(paths: dict[str, str]) -> bool:
+    """True when every plate in ``paths`` exists (plates are written atomically, so existing means whole)."""
+    return all(os.path.isfile(p) for p in paths.values())
