@@ -149,15 +149,18 @@ class ClipMatter:
         model_rgb, bad = self.colour_for(plate).to_model(plate.pixels)
         return PreparedPlate(plate, model_rgb, bad)
 
-    def matte(self, plate: Union[Plate, PreparedPlate], frame: int, *, keep: bool = True) -> MatteResult:
+    def matte(self, plate: Union[Plate, PreparedPlate], frame: int, *, keep: bool = True,
+              foreground: Optional[bool] = None) -> MatteResult:
         """Run ``plate`` as clip frame ``frame``, advancing the state.
 
         With ``keep=False`` (pre-roll) no foreground is made: only the state and the alpha
-        matter. Raises ``FrameInputError``/``ColourError``.
+        matter. ``foreground`` forces the foreground on or off (default: when a foreground or
+        RGBA plate is written). Raises ``FrameInputError``/``ColourError``.
         """
-        return self.matte_many([plate], [frame], keep=keep)[0]
+        return self.matte_many([plate], [frame], keep=keep, foreground=foreground)[0]
 
-    def matte_many(self, plates: Sequence[Union[Plate, PreparedPlate]], frames: list[int], *, keep: bool = True) -> list[MatteResult]:
+    def matte_many(self, plates: Sequence[Union[Plate, PreparedPlate]], frames: list[int], *, keep: bool = True,
+                   foreground: Optional[bool] = None) -> list[MatteResult]:
         """Run consecutive plates through the network in one call (``[1,T,...]``).
 
         One plate gives exactly what :meth:`matte` gives; several agree with one at a time to
@@ -165,7 +168,9 @@ class ClipMatter:
         """
         ready = [p if isinstance(p, PreparedPlate) else self.prepare(p) for p in plates]
         fgrs, phas = self.session.run_batch(np.stack([r.model_rgb for r in ready]), frames[-1])
-        wants_foreground = keep and bool(self.settings.foreground or self.settings.rgba)
+        if foreground is None:
+            foreground = bool(self.settings.foreground or self.settings.rgba)
+        wants_foreground = keep and foreground
         colour = self.colour_for(ready[0].plate)
         return [
             MatteResult(frame, pha, r.plate, r.bad_pixels, *((fgr, r.model_rgb, colour) if wants_foreground else ()))

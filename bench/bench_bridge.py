@@ -1,0 +1,126 @@
+"""Bridge overhead: the same frames matted in process and through a bridge, side by side, one run.
+
+Three ways over the same EXR plates of the sample shot:
+  in process      rvm_engine.render.render_sequence (read, network, write overlapped)
+  bridge, plates  the server reads the plates and writes alpha/foreground plates (hosts' normal case)
+  bridge, inline  the host sends half-float RGBA frames and gets alpha/foreground back in the reply
+Frames per second for each and their ratio to the in-process render; the bridge starts (and
+loads its model) before timing, as a long-lived server would have.
+
+    .venv/bin/python bench/bench_bridge.py               # 1920x1080, 12 frames, ratio 0.25
+    .venv/bin/python bench/bench_bridge.py --small       # 256x256, 8 frames: a quick check
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+
+
+def write_plates(folder: str, frames: list[int], width: int, height: int) -> str:
+    from rvm_engine.plates import write_plate
+    from rvm_engine.sample import sample_frames
+
+    os.makedirs(folder, exist_ok=True)
+    for frame, rgb in zip(frames, sample_frames(count=len(frames), width=width, height=height, step=4)):
+        write_plate(os.path.join(folder, f"plate.{frame:04d}.exr"), (rgb ** 2.2).astype(np.float32), ["R", "G", "B"])
+    return os.path.join(folder, "plate.####.exr")
+
+
+def timed(run: Callable[[], int]) -> float:
+    started = time.perf_counter()
+    count = run()
+    return count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--width", type=int, default=1920)
+    parser.add_argument("--height", type=int, default=1080)
+    parser.add_argument("--frames", type=int, default=12)
+    parser.add_argument("--ratio", type=float, default=0.25, help="downsample_ratio for every run")
+    parser.add_argument("--small", action="store_true", help="256x256, 8 frames")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads, here and in the bridge (default: torch's own choice)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs of each way, alternating; best kept")
+    parser.add_argument("--window", type=int, default=3, help="requests a client keeps queued on the bridge")
+    args = parser.parse_args()
+    if args.small:
+        args.width, args.height, args.frames = 256, 256, 8
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from bridge_server.client import BridgeClient, InlineFrame
+    from bridge_server.launch import ServerProcess
+    from bridge_server.remote_render import render_through_bridge
+    from rvm_engine.clip import ClipSettings
+    from rvm_engine.plates import read_plate
+    from rvm_engine.render import render_sequence
+    from rvm_engine.weights import load_model
+
+    root = tempfile.mkdtemp(prefix="bench-bridge-")
+    frames = list(range(1001, 1001 + args.frames))
+    source = write_plates(os.path.join(root, "plates"), frames, args.width, args.height)
+    print(f"{args.frames} frames {args.width}x{args.height}, downsample_ratio {args.ratio}, "
+          f"torch threads {torch.get_num_threads()}, plates in {root}")
+
+    def out(name: str, kind: str) -> str:
+        return os.path.join(root, name, f"{kind}.####.exr")
+
+    model = load_model()
+    rgba = []
+    for frame in frames:
+        rgb = read_plate(source.replace("####", f"{frame:04d}")).pixels
+        pixels = np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=-1).astype(np.float16)
+        rgba.append(InlineFrame(pixels.tobytes(), args.height, args.width, 4, "float16"))
+
+    def in_process(run: int, some: list[int]) -> int:
+        settings = ClipSettings(alpha=out(f"local{run}", "alpha"), foreground=out(f"local{run}", "fg"),
+                                downsample_ratio=args.ratio)
+        return len(render_sequence(source, some, settings, model=model, progress=False).written)
+
+    def bridge_plates(run: int, some: list[int]) -> int:
+        return len(render_through_bridge(server.address, source, some, alpha=out(f"bridge{run}", "alpha"),
+                                          foreground=out(f"bridge{run}", "fg"),
+                                          settings={"downsample_ratio": args.ratio}, window=args.window))
+
+    def bridge_inline(run: int, some: list[int]) -> int:
+        # Alpha comes back inline; the foreground would need a foreground plate output on this engine.
+        with BridgeClient(server.address, timeout=600) as client:
+            clip = client.open_clip(first_frame=some[0], downsample_ratio=args.ratio, inline_outputs=True)
+            items = [(frame, None, image) for frame, image in zip(frames, rgba) if frame in some]
+            count = len(list(clip.frames(items, window=args.window)))
+            clip.close()
+        return count
+
+    ways = {"in process": in_process, "bridge, plates": bridge_plates, "bridge, inline": bridge_inline}
+    fps = {name: 0.0 for name in ways}
+    threads = ["--threads", str(torch.get_num_threads())]  # the same count: same rounding, fair speed
+    with ServerProcess([root], extra_args=threads, log_path=os.path.join(root, "bridge.log")) as server:
+        for way in ways.values():  # two frames each first: first-call costs are not throughput
+            way(-1, frames[:2])
+        # Alternate the ways and keep each one's best run: a shared machine's load hits them alike.
+        for run in range(args.repeat):
+            for name, way in ways.items():
+                fps[name] = max(fps[name], timed(functools.partial(way, run, frames)))
+
+    same = all(np.array_equal(read_plate(out("local0", "fg").replace("####", f"{f:04d}")).pixels,
+                              read_plate(out("bridge0", "fg").replace("####", f"{f:04d}")).pixels) for f in frames)
+    base = fps["in process"]
+    print(f"{'':16}{'frames/s':>10}{'vs in process':>15}")
+    for name, value in fps.items():
+        print(f"{name:16}{value:10.2f}{value / base:14.2f}x")
+    print(f"bridge plates identical to in-process plates: {'yes' if same else 'NO'}")
+
+
+if __name__ == "__main__":
+    main()

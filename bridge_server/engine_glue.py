@@ -1,0 +1,152 @@
+"""The one place the bridge server calls the engine (``rvm_engine``).
+
+Everything the server does to pixels goes through ``Engine``: loading models, making a
+clip's recurrent state (a ``ClipMatter`` per scheduler head), reading plates, turning inline
+buffers into plates, matting, writing, and mapping engine errors to protocol error codes.
+The rest of ``bridge_server`` treats plates, states and results as opaque objects.
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult
+from rvm_engine.colour import colour_space_names
+from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
+from rvm_engine.plates import Plate, read_plate
+from rvm_engine.sequences import output_sequence, parse_sequence
+from rvm_engine.weights import load_model
+
+from .errors import BridgeError
+from .protocol import InlineImage
+
+_CODES = ((PlateError, "plate_error"), (FrameInputError, "frame_input"), (WeightsError, "weights_error"),
+          (ColourError, "colour_error"))
+_NUMPY_DTYPES: Dict[str, Any] = {"float16": np.dtype("<f2"), "float32": np.dtype("<f4")}
+
+
+class Engine:
+    """The engine on one device (``cpu``, ``cuda``, ``cuda:1``)."""
+
+    def __init__(self, device: str = "cpu", threads: Optional[int] = None) -> None:
+        self.device = device
+        if threads:
+            # Several workers each running a many-threaded network on few cores spend their
+            # time spinning; one or two threads per worker is far faster on a CPU server.
+            torch.set_num_threads(threads)
+
+    # -- models and states -------------------------------------------------------------------
+    def load_model(self, variant: str, checkpoint: Optional[str], refiner: str) -> Any:
+        """Raises WeightsError (weights_error) when the weights are missing or do not fit."""
+        return load_model(variant, checkpoint, refiner, self.device)
+
+    def clip_settings(self, settings: Dict[str, Any]) -> ClipSettings:
+        outputs = settings["outputs"]
+        return ClipSettings(
+            variant=settings["variant"], checkpoint=settings["checkpoint"], refiner=settings["refiner"],
+            downsample_ratio=settings["downsample_ratio"], input_space=settings["input_space"],
+            colour_config=settings["colour_config"], to_model=settings["to_model"],
+            rgba_premultiplied=settings["rgba_premultiplied"],
+            precision=settings["precision"], device=self.device, alpha=outputs["alpha"],
+            foreground=outputs["foreground"], rgba=outputs["rgba"], pixel_type=settings["pixel_type"],
+            compression=settings["compression"], layer=settings["layer"])
+
+    @staticmethod
+    def prepare_outputs(settings: Dict[str, Any]) -> None:
+        """Create the output folders (the server checked they are under its roots); raises
+        PlateError for a folder that cannot be made or written to."""
+        for pattern in settings["outputs"].values():
+            if pattern:
+                output_sequence(pattern, [settings["first_frame"] or 0], create_folder=True)
+
+    def new_state(self, settings: Dict[str, Any], model: Any) -> ClipMatter:
+        """A cold recurrent state for a clip. Raises PlateError/ColourError/FrameInputError for
+        settings that cannot work (compression, precision on this device, colour space)."""
+        matter = ClipMatter(self.clip_settings(settings), model)
+        if settings["input_space"]:
+            matter.colour_for(Plate(np.zeros((1, 1, 3), np.float32), ["R", "G", "B"], (0, 0, 1, 1)))
+        return matter
+
+    @staticmethod
+    def reset(state: ClipMatter) -> None:
+        state.reset()
+
+    @staticmethod
+    def state_nbytes(state: ClipMatter) -> int:
+        return state.state_nbytes()
+
+    # -- plates ------------------------------------------------------------------------------
+    @staticmethod
+    def source_path(pattern: str, frame: int) -> str:
+        """The file of ``frame`` in ``pattern``; raises PlateError when it does not exist."""
+        return parse_sequence(pattern, [frame]).path(frame)
+
+    @staticmethod
+    def source_exists(pattern: str, frame: int) -> bool:
+        try:
+            parse_sequence(pattern, [frame])
+        except PlateError:
+            return False
+        return True
+
+    @staticmethod
+    def read(path: str, settings: Dict[str, Any]) -> Plate:
+        return read_plate(path, layer=settings.get("layer"))
+
+    @staticmethod
+    def inline_plate(data: Any, image: InlineImage) -> Plate:
+        """A plate from an inline buffer (RGB or RGBA; alpha is not used). Inline pixels are
+        scene-linear floats unless the clip names its ``input_space``."""
+        height, width, channels = image.shape
+        pixels = np.frombuffer(data, dtype=_NUMPY_DTYPES[image.dtype]).reshape(height, width, channels)
+        rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float32)
+        return Plate(rgb, ["R", "G", "B"], (0, 0, width, height), pixel_type="half" if image.dtype == "float16"
+                     else "float")
+
+    # -- matting and writing -----------------------------------------------------------------
+    @staticmethod
+    def matte(state: ClipMatter, plate: Plate, frame: int, keep: bool = True,
+              foreground: Optional[bool] = None) -> MatteResult:
+        """Run one frame on ``state`` (advancing it); ``keep=False`` for pre-roll frames;
+        ``foreground=True`` makes the foreground even when no foreground plate is written."""
+        return state.matte(plate, frame, keep=keep, foreground=foreground)
+
+    @staticmethod
+    def write(state: ClipMatter, result: MatteResult, frame: int) -> Dict[str, str]:
+        """Write the clip's plates for ``result`` atomically; returns ``{output: path}``."""
+        return state.write(result)
+
+    @staticmethod
+    def inline_outputs(result: MatteResult, dtype: str) -> List[Tuple[str, List[int], str, bytes]]:
+        """Alpha ``[H,W,1]`` and, where made, foreground ``[H,W,3]`` as reply buffers."""
+        kind = _NUMPY_DTYPES[dtype]
+        height, width = result.alpha.shape
+        images = [("alpha", [height, width, 1], dtype, result.alpha.astype(kind).tobytes())]
+        if result.foreground is not None:
+            images.append(("foreground", [height, width, 3], dtype, result.foreground.astype(kind).tobytes()))
+        return images
+
+    @staticmethod
+    def colour_spaces() -> List[str]:
+        try:
+            return colour_space_names()
+        except RVMError:
+            return []
+
+    @staticmethod
+    def error_code(error: BaseException) -> Tuple[str, str]:
+        """The protocol error code and message for an exception raised while serving a frame."""
+        if isinstance(error, BridgeError):
+            return error.code, error.message
+        for kind, code in _CODES:
+            if isinstance(error, kind):
+                return code, str(error)
+        if isinstance(error, RVMError):
+            return "frame_input", str(error)
+        if isinstance(error, MemoryError):
+            return "too_large", "the server ran out of memory for this frame; send a smaller image"
+        return "internal", "".join(traceback.format_exception_only(type(error), error)).strip()

@@ -1,0 +1,396 @@
+"""The bridge server: one ROUTER socket, models loaded once, many clients and clips.
+
+The main thread owns the socket (ZeroMQ sockets are not thread-safe): it decodes requests,
+answers the quick ones, hands frames to the pipeline and clip opening to a small control
+pool, and sends every reply that other threads queue for it. Each request id's reply is
+remembered for a while, so a client that times out and sends the same request again gets the
+same reply, and a request still running gains a second recipient instead of a second run.
+Replies to clients that went away are dropped by ZeroMQ; nothing else notices.
+
+Run it as ``rvm-bridge serve`` or ``python -m bridge_server.server``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import signal
+import socket as pysocket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import zmq
+
+from rvm_engine import __version__
+
+from . import keys
+from .addresses import bind_address, is_loopback
+from .errors import BridgeError
+from .parameters import CLIP_PARAMETERS, MODELS
+from .pathmap import PathMap
+from .pipeline import FramePipeline
+from .protocol import (
+    DEFAULT_ADDRESS,
+    PROTOCOL_VERSION,
+    Limits,
+    Request,
+    decode_request,
+    encode,
+    error_header,
+    parse_header,
+    peek_id,
+    reply_header,
+    split_envelope,
+)
+from .registry import Clip, ClipRegistry, ModelCache
+from .roots import PlateRoots
+from .scheduler import ClipOrder
+
+log = logging.getLogger("rvm_bridge.server")
+
+
+@dataclass
+class ServerConfig:
+    """How a bridge serves; sizes are bytes, times seconds, frame counts inclusive."""
+
+    roots: Sequence[str]
+    address: str = DEFAULT_ADDRESS
+    keys_dir: Optional[str] = None
+    device: str = "cpu"
+    workers: int = 2
+    readers: int = 2
+    writers: int = 2
+    memory_budget: int = 4 * 1024 ** 3
+    max_clips: int = 32
+    max_queued_per_clip: int = 64
+    limits: Limits = field(default_factory=Limits)
+    preroll_limit: int = 48
+    cold_preroll: int = 12
+    inline_wait: float = 3.0
+    max_heads: int = 4
+    threads: Optional[int] = None
+    preload: Sequence[str] = ("mobilenetv3",)
+    path_map: PathMap = field(default_factory=PathMap)
+    remembered_replies: int = 4096
+    remembered_bytes: int = 256 * 1024 ** 2
+    ready_file: Optional[str] = None
+
+
+@dataclass
+class InFlight:
+    """A request being worked on: where its reply goes, and what to log."""
+
+    routes: List[List[Any]]
+    request: Request
+    started: float
+
+
+class BridgeServer:
+    """A bridge bound to ``config.address``; ``serve_forever`` until ``stop`` or a signal."""
+
+    def __init__(self, config: ServerConfig, engine: Any = None) -> None:
+        if not is_loopback(config.address) and not config.keys_dir:
+            raise BridgeError(f"{config.address} listens beyond this machine; give CURVE keys (--keys DIR, made by "
+                              "`rvm-bridge keys DIR`) or use a loopback address", "bad_parameter")
+        if engine is None:
+            from .engine_glue import Engine
+            engine = Engine(config.device, config.threads)
+        self.config = config
+        self.engine = engine
+        self.roots = PlateRoots(config.roots)
+        self.lock = threading.Condition()
+        self.models = ModelCache(engine.load_model)
+        self.registry = ClipRegistry(max_clips=config.max_clips, memory_budget=config.memory_budget,
+                                     state_nbytes=engine.state_nbytes)
+        self.outbox: queue.SimpleQueue[Tuple[str, Dict[str, Any], List[Any]]] = queue.SimpleQueue()
+        self.in_flight: Dict[str, InFlight] = {}
+        self.remembered: collections.OrderedDict[str, Tuple[Dict[str, Any], List[Any]]] = collections.OrderedDict()
+        self.remembered_nbytes = 0
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._wake_send, self._wake_receive = pysocket.socketpair()
+        self._wake_send.setblocking(False)
+        self._wake_receive.setblocking(False)
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 1000)
+        self.router.setsockopt(zmq.MAXMSGSIZE, max(config.limits.max_buffer_bytes, config.limits.max_header_bytes))
+        self.authenticator = keys.secure_server(self.router, config.keys_dir, self.context) if config.keys_dir else None
+        self.router.bind(bind_address(config.address))
+        self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.control = ThreadPoolExecutor(2, thread_name_prefix="rvm-open")
+        self.pipeline = FramePipeline(engine=engine, registry=self.registry, roots=self.roots, lock=self.lock,
+                                      deliver=self.deliver, workers=config.workers, readers=config.readers,
+                                      writers=config.writers, max_queued=config.max_queued_per_clip)
+
+    # -- life --------------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Serve until ``stop`` (or SIGINT/SIGTERM when run on the main thread), then shut down:
+        frames being run and written finish and are answered, then the sockets close."""
+        if threading.current_thread() is threading.main_thread():
+            for name in ("SIGINT", "SIGTERM", "SIGBREAK"):  # SIGBREAK: Ctrl-Break on Windows
+                if hasattr(signal, name):
+                    signal.signal(getattr(signal, name), lambda *_: self.stop())
+        for variant in self.config.preload:
+            self.models.get(variant, None, "deep_guided_filter")
+        log.info("rvm-bridge %s listening on %s (protocol %d, device %s, roots %s)", __version__, self.endpoint,
+                 PROTOCOL_VERSION, self.config.device, ", ".join(self.roots.roots))
+        if self.config.ready_file:
+            with open(self.config.ready_file, "w", encoding="utf-8") as ready:
+                ready.write(self.endpoint + "\n")
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self._wake_receive.fileno(), zmq.POLLIN)
+        try:
+            while not self._stop.is_set():
+                events = dict(poller.poll(500))
+                if self.router in events:
+                    for _ in range(64):  # bounded, so replies are not starved by a flood of requests
+                        try:
+                            parts = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self.handle([part.buffer for part in parts])
+                self._drain_wake()
+                self.flush()
+        finally:
+            self.shutdown()
+
+    def stop(self) -> None:
+        """Ask the server to stop (safe from signal handlers and other threads)."""
+        self._stop.set()
+        self._wake()
+
+    def shutdown(self) -> None:
+        log.info("stopping: finishing the frames in hand")
+        self.pipeline.stop()
+        self.control.shutdown(wait=True)
+        self.flush()
+        self.router.close(linger=1000)
+        if self.authenticator is not None:
+            self.authenticator.stop()
+        self.context.term()
+        self._wake_send.close()
+        self._wake_receive.close()
+        log.info("stopped")
+
+    def _wake(self) -> None:
+        try:
+            self._wake_send.send(b"x")
+        except (BlockingIOError, OSError):
+            pass  # a wake-up is already pending, or we are shutting down
+
+    def _drain_wake(self) -> None:
+        try:
+            while self._wake_receive.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+
+    # -- requests ----------------------------------------------------------------------------
+    def handle(self, parts: List[Any]) -> None:
+        """Decode one message and start answering it (main thread only)."""
+        route, body = split_envelope(parts)
+        try:
+            request = decode_request(body, self.config.limits)
+        except BridgeError as error:
+            request_id, op = "", ""
+            try:
+                request_id, op = peek_id(parse_header(body[0], self.config.limits)) if body else ("", "")
+            except BridgeError:
+                pass
+            log.warning("refused %s message: [%s] %s", op or "a", error.code, error.message)
+            self._send(route, error_header(request_id, op, error.code, error.message, server_protocol=PROTOCOL_VERSION),
+                       [])
+            return
+        if request.id in self.remembered:
+            self.remembered.move_to_end(request.id)
+            header, buffers = self.remembered[request.id]
+            log.info("op=%s id=%s repeated: sending the reply already made", request.op, request.id)
+            self._send(route, header, buffers)
+            return
+        if request.id in self.in_flight:
+            # A retry of a request still running: it gets the one reply when it is made, and
+            # at once a note that the work goes on, so its client's retries are not used up.
+            job = self.in_flight[request.id]
+            job.routes.append(route)
+            self._send(route, reply_header(request.id, request.op, pending=True,
+                                           running_s=round(time.monotonic() - job.started, 3)), [])
+            return
+        self.in_flight[request.id] = InFlight([route], request, time.monotonic())
+        if self._stop.is_set():
+            self.deliver(request.id, {"error": {"code": "shutting_down", "message": "the bridge is stopping"}}, [])
+        elif request.op == "frame":
+            with self.lock:
+                try:
+                    self.pipeline.submit(self.registry.get(request.clip), request)
+                except BridgeError as error:
+                    self.deliver(request.id, {"error": {"code": error.code, "message": error.message}}, [])
+        elif request.op == "open_clip":
+            self.control.submit(self._guarded, self._open_clip, request)
+        else:
+            self._guarded({"hello": self._hello, "describe_models": self._describe_models, "status": self._status,
+                           "close_clip": self._close_clip}[request.op], request)
+
+    def _guarded(self, operation: Any, request: Request) -> None:
+        try:
+            self.deliver(request.id, operation(request), [])
+        except Exception as error:  # noqa: BLE001 - every failure becomes an error reply
+            code, message = self.engine.error_code(error)
+            if code == "internal":
+                log.error("%s failed", request.op, exc_info=error)
+            self.deliver(request.id, {"error": {"code": code, "message": message}}, [])
+
+    def _hello(self, request: Request) -> Dict[str, Any]:
+        limits = self.config.limits
+        return {"server": "rvm-bridge", "version": __version__, "device": self.config.device,
+                "roots": list(self.roots.roots), "path_map": self.config.path_map.to_json(),
+                "limits": {"max_header_bytes": limits.max_header_bytes, "max_buffer_bytes": limits.max_buffer_bytes,
+                           "max_image_side": limits.max_image_side, "max_image_pixels": limits.max_image_pixels,
+                           "max_clips": self.config.max_clips}}
+
+    def _describe_models(self, request: Request) -> Dict[str, Any]:
+        loaded = {model["variant"] for model in self.models.describe()}
+        return {"models": [{"name": name, "help": text, "loaded": name in loaded} for name, text in MODELS],
+                "parameters": [parameter.describe() for parameter in CLIP_PARAMETERS],
+                "colour_spaces": self.engine.colour_spaces(), "device": self.config.device}
+
+    def _status(self, request: Request) -> Dict[str, Any]:
+        now = time.monotonic()
+        with self.lock:
+            clips = [clip.describe(self.engine.state_nbytes, now) for clip in self.registry.clips.values()]
+            fps = self.pipeline.throughput()
+            memory = self.registry.memory()
+            frames_total = self.pipeline.frames_total
+        return {"uptime_s": round(now - self.started, 3), "device": self.config.device,
+                "models": self.models.describe(), "clips": clips,
+                "queue_depth": sum(clip["queued"] + clip["busy"] for clip in clips),
+                "requests_in_flight": len(self.in_flight), "frames_total": frames_total,
+                "throughput_fps": round(fps, 3), "memory_bytes": memory, "memory_budget": self.registry.memory_budget}
+
+    def _open_clip(self, request: Request) -> Dict[str, Any]:
+        settings = self._server_paths(request.settings)
+        model = self.models.get(settings["variant"], settings["checkpoint"], settings["refiner"])
+        self.engine.new_state(settings, model)  # fails now, not on the first frame, for unusable settings
+        self.engine.prepare_outputs(settings)
+        config = self.config
+        with self.lock:
+            existing = self.registry.clips.get(request.clip)
+            if existing is not None:
+                if existing.settings != settings:
+                    raise BridgeError(f"clip {request.clip} is open with other settings; close it or use another id",
+                                      "clip_conflict")
+                existing.last_used = time.monotonic()
+                return {"clip": request.clip, "kind": existing.kind, "attached": True, "settings": settings}
+            evicted = self.registry.make_room()
+            if evicted:
+                log.info("clip limit: closed idle clip %s", evicted)
+            order = ClipOrder(sequence=bool(settings["source"]), first_frame=settings["first_frame"],
+                              preroll_limit=config.preroll_limit, cold_preroll=config.cold_preroll,
+                              wait_s=config.inline_wait, max_heads=config.max_heads)
+            clip = self.registry.clips[request.clip] = Clip(request.clip, settings, model, order)
+        return {"clip": request.clip, "kind": clip.kind, "attached": False, "settings": settings}
+
+    def _server_paths(self, settings: Dict[str, Any]) -> Dict[str, Any]:
+        """Settings with every path checked against the roots and resolved."""
+        resolved = dict(settings)
+        if settings["source"]:
+            resolved["source"] = self.roots.resolve_pattern(settings["source"], "source")
+        for key in ("checkpoint", "colour_config"):
+            if settings[key] and not settings[key].startswith("ocio://"):
+                resolved[key] = self.roots.resolve(settings[key], key)
+        resolved["outputs"] = {name: (self.roots.resolve_pattern(pattern, name + " output") if pattern else None)
+                               for name, pattern in settings["outputs"].items()}
+        return resolved
+
+    def _close_clip(self, request: Request) -> Dict[str, Any]:
+        with self.lock:
+            clip = self.registry.get(request.clip)
+            if clip.busy or clip.order.pending:
+                log.info("closing clip %s with frames in hand: they are still answered", clip.id)
+            del self.registry.clips[clip.id]
+            queued = [ticket for entry in clip.order.pending.values() for ticket in entry.tickets]
+            clip.order.pending.clear()
+            self.lock.notify_all()
+        for ticket in queued:
+            self.deliver(ticket.request.id, {"error": {"code": "unknown_clip",
+                                                      "message": f"clip {clip.id} was closed before this frame ran"}}, [])
+        return {"clip": clip.id, "frames_run": clip.frames_run, "frames_made": len(clip.order.made)}
+
+    # -- replies -----------------------------------------------------------------------------
+    def deliver(self, request_id: str, header: Dict[str, Any], buffers: List[Any]) -> None:
+        """Queue the reply to ``request_id`` (any thread); ``header`` holds the op's fields, or
+        ``{"error": {"code", "message"}}``."""
+        self.outbox.put((request_id, header, buffers))
+        self._wake()
+
+    def flush(self) -> None:
+        """Send every queued reply to each client waiting for it, and remember it (main thread)."""
+        while True:
+            try:
+                request_id, fields, buffers = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            job = self.in_flight.pop(request_id, None)
+            if job is None:
+                continue
+            op = job.request.op
+            if "error" in fields:
+                header = error_header(request_id, op, fields["error"]["code"], fields["error"]["message"])
+            else:
+                header = reply_header(request_id, op, **fields)
+            for route in job.routes:
+                self._send(route, header, buffers)
+            self._remember(request_id, header, buffers)
+            log.info(describe_reply(job, header, time.monotonic() - job.started))
+
+    def _remember(self, request_id: str, header: Dict[str, Any], buffers: List[Any]) -> None:
+        # Bounded in count and bytes: a retry of a forgotten inline reply is answered from the
+        # clip's record of the frame instead (same pixels, labelled cache).
+        self.remembered[request_id] = (header, buffers)
+        self.remembered_nbytes += sum(len(buffer) for buffer in buffers)
+        while self.remembered and (len(self.remembered) > self.config.remembered_replies
+                                   or self.remembered_nbytes > self.config.remembered_bytes):
+            _, (_, dropped) = self.remembered.popitem(last=False)
+            self.remembered_nbytes -= sum(len(buffer) for buffer in dropped)
+
+    def _send(self, route: List[Any], header: Dict[str, Any], buffers: Sequence[Any]) -> None:
+        try:
+            self.router.send_multipart(list(route) + encode(header, buffers), copy=False)
+        except zmq.ZMQError as error:  # the peer is gone or its queue is full: its loss alone
+            log.warning("could not send a reply: %s", error)
+
+
+def describe_reply(job: InFlight, header: Dict[str, Any], elapsed: float) -> str:
+    """One log line for a finished request."""
+    request = job.request
+    words = [f"op={request.op}"]
+    if request.client:
+        words.append(f"client={request.client!r}")
+    if request.clip:
+        words.append(f"clip={request.clip}")
+    if request.op == "frame":
+        words.append(f"frame={request.frame}")
+    if not header.get("ok"):
+        error = header.get("error", {})
+        words.append(f"error={error.get('code')} ({error.get('message')})")
+    elif request.op == "frame":
+        made = header.get("made", {})
+        words.append(f"how={made.get('how')} preroll={made.get('preroll_frames')} exact={made.get('exact')}")
+        timings = header.get("timings", {})
+        words.extend(f"{key}={1000 * timings[key]:.1f}ms" for key in ("read", "preroll", "network", "write")
+                     if key in timings)
+    words.append(f"total={1000 * elapsed:.1f}ms")
+    return " ".join(words)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from .server_cli import main
+
+    sys.exit(main(sys.argv[1:]))
