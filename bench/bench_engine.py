@@ -7,6 +7,11 @@ Both run the same frames in the same process, one after the other, so the ratio 
 
 from __future__ import annotations
 
+import os
+
+# As the CLI and rvm_engine do, before torch loads: idle OpenMP threads sleep instead of spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import time
 

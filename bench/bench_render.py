@@ -7,6 +7,11 @@ alpha and foreground plates each time, and prints frames per second and their ra
 
 from __future__ import annotations
 
+import os
+
+# As the CLI and rvm_engine do, before torch loads: idle OpenMP threads sleep instead of spinning.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import tempfile
 import time

@@ -1,8 +1,9 @@
 """Batch rendering of a plate sequence: read, matte and write as overlapping stages.
 
-Reading plates (a thread ahead of the network), running the network (this thread, in frame
-order) and writing plates (a pool of two behind it: an EXR write costs about as much as the
-network, and alpha and foreground are two of them) overlap, so a steady render tends to the
+Reading plates and converting them into the model's space (reader threads, ahead of the
+network), running the network (this thread, in frame order) and converting the foreground back
+and writing plates (a writer pool behind it: one ZIP-compressed EXR write costs about as much as
+the network on a CPU, and alpha and foreground are two of them) overlap, so a steady render tends to the
 slowest stage rather than the sum of the three. Every plate is written atomically; Ctrl-C or
 ``cancel`` stops after the frames in flight are written, and ``resume`` carries on from the
 first frame whose plates are missing, pre-rolling the frames before it without writing them.
@@ -11,22 +12,28 @@ first frame whose plates are missing, pre-rolling the frames before it without w
 from __future__ import annotations
 
 import functools
+import os
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional, Sequence, Union
+from typing import Callable, Generator, Optional, Sequence, Union
 
 from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, outputs_complete
 from .errors import PlateError
 from .model import MattingNetwork
 from .plates import read_plate
 from .sequences import FrameSequence, parse_sequence
-from .stages import Prefetch
+from .stages import ordered_map
 
 DEFAULT_PREROLL = 32  # frames of pre-roll before a resumed frame (the state settles well within it)
-_READ_AHEAD = 3
-_WRITE_BEHIND = 4
+# Reading + colour in, and colour out + EXR compression, each cost more than the network on a GPU
+# (bench/bench_render.py): give them more threads where there are cores for them.
+_CORES = os.cpu_count() or 2
+_READERS = max(1, min(4, _CORES // 4))
+_WRITERS = max(2, min(8, _CORES // 2))
+_READ_AHEAD = _READERS + 2
+_WRITE_BEHIND = 2 * _WRITERS
 
 
 @dataclass
@@ -47,10 +54,31 @@ def plan_resume(seq: FrameSequence, matter: ClipMatter, preroll: int) -> tuple[i
     return first, max(0, first - preroll)
 
 
-def _plates(seq: FrameSequence, frames: list[int], matter: ClipMatter) -> Iterator[tuple[int, PreparedPlate]]:
-    # Reading and the colour conversion into the model's space both run on the reader thread.
-    for frame in frames:
-        yield frame, matter.prepare(read_plate(seq.path(frame), layer=matter.settings.layer))
+def run_list(seq: FrameSequence, start: int, first: int) -> list[tuple[int, bool]]:
+    """The frames to run from index ``start``, each with whether its plates are written (from index ``first``).
+
+    Frames a stepped range skips (``1001-1100x2``) are run as pre-roll when they are all on disk, so
+    every written frame has seen the frames before it, as through the bridge; a sequence that only
+    has the stepped frames runs them back to back.
+    """
+    run: list[tuple[int, bool]] = []
+    for index in range(start, len(seq)):
+        frame = seq.frames[index]
+        if run and frame > run[-1][0] + 1:
+            between = range(run[-1][0] + 1, frame)
+            if all(os.path.isfile(seq.path(f)) for f in between):
+                run.extend((f, False) for f in between)
+        run.append((frame, index >= first))
+    return run
+
+
+def _plates(seq: FrameSequence, frames: list[int], matter: ClipMatter) -> Generator[tuple[int, PreparedPlate], None, None]:
+    """Read and convert into the model's space on reader threads, ahead of the network, in order."""
+
+    def load(frame: int) -> tuple[int, PreparedPlate]:
+        return frame, matter.prepare(read_plate(seq.path(frame), layer=matter.settings.layer))
+
+    return ordered_map(load, frames, _READERS, _READ_AHEAD)
 
 
 def render_sequence(
@@ -86,9 +114,8 @@ def render_sequence(
     matter = ClipMatter(settings, model)
     first, start = plan_resume(seq, matter, preroll) if resume else (0, 0)
     report = RenderReport(skipped=first)
-    todo = seq.frames[start:]
-    total = len(seq) - first
-    bar = _progress_bar(progress, total, report.skipped)
+    run = run_list(seq, start, first)
+    bar = _progress_bar(progress, len(seq) - first, report.skipped)
     pending: list[Future] = []
     batch: list[tuple[int, PreparedPlate]] = []
 
@@ -97,26 +124,34 @@ def render_sequence(
             report.written.append(frame)
             bar(1)
 
-    reader = Prefetch(_plates(seq, todo, matter), _READ_AHEAD)
-    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="plate-writer") as writers:
+    def flush() -> None:
+        nonlocal pending
+        if not batch:
+            return
+        results = matter.matte_many([p for _, p in batch], [f for f, _ in batch])
+        batch.clear()
+        for result in results:
+            report.bad_pixels += result.bad_pixels
+            pending = _submit(writers, matter, result, pending)
+            pending[-1].add_done_callback(functools.partial(finished, result.frame))
+
+    reader = _plates(seq, [frame for frame, _ in run], matter)
+    with ThreadPoolExecutor(max_workers=_WRITERS, thread_name_prefix="plate-writer") as writers:
         try:
-            for index, (frame, plate) in enumerate(reader, start=start):
+            for (frame, plate), (_, keep) in zip(reader, run):
                 if cancel is not None and cancel.is_set():
                     report.cancelled = True
                     break
-                if index < first:
+                if not keep:
+                    flush()  # frames go through the network in order
                     report.bad_pixels += matter.matte(plate, frame, keep=False).bad_pixels
                     report.prerolled += 1
                     continue
                 batch.append((frame, plate))
-                if len(batch) < seq_chunk and index + 1 < len(seq):
-                    continue
-                results = matter.matte_many([p for _, p in batch], [f for f, _ in batch])
-                batch.clear()
-                for result in results:
-                    report.bad_pixels += result.bad_pixels
-                    pending = _submit(writers, matter, result, pending)
-                    pending[-1].add_done_callback(functools.partial(finished, result.frame))
+                if len(batch) >= seq_chunk:
+                    flush()
+            if not report.cancelled:
+                flush()
         finally:
             reader.close()
             for fut in pending:  # let in-flight plates land whole, even when interrupted

@@ -8,9 +8,11 @@ the caller's thread; stopping a stage lets the item in hand finish, so no file i
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
-from typing import Any, Callable, Iterable, Iterator, Optional
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Callable, Generator, Iterable, Iterator, Optional
 
 
 class Prefetch:
@@ -113,3 +115,25 @@ class WriteBehind:
         except queue.Full:
             pass  # the thread is busy and will see the stop flag after its current item
         self._thread.join()
+
+
+def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, depth: int) -> Generator[Any, None, None]:
+    """``fn(item)`` for each item on a pool of ``workers`` threads, at most ``depth`` ahead, yielded in order.
+
+    For stages that are slow per item but independent (reading plates and converting their
+    colour): several run at once on a many-core machine. An exception surfaces at its item;
+    closing the generator cancels what has not started and waits for what has.
+    """
+    pending: collections.deque[Future] = collections.deque()
+    source = iter(items)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rvm-stage") as pool:
+        try:
+            for item in source:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= depth:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

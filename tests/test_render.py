@@ -255,3 +255,27 @@ def test_bad_input_is_a_clear_error_naming_the_file_and_the_fix(case, tmp_path, 
     assert [p.name for p in written] == ([f"a.{FIRST}.exr"] if case == "corrupt" else [])
     for plate in written:
         assert _alpha(str(plate)).shape == linear.shape[:2]
+
+
+def test_a_stepped_range_prerolls_the_skipped_frames_so_each_plate_matches_a_full_render(rvm_model, linear_shot, tmp_path):
+    pattern, _ = linear_shot
+    full = ClipSettings(alpha=str(tmp_path / "full" / "a.####.exr"), downsample_ratio=0.5)
+    stepped = ClipSettings(alpha=str(tmp_path / "twos" / "a.####.exr"), downsample_ratio=0.5)
+    render_sequence(pattern, f"{FIRST}-{FIRST + 7}", full, model=rvm_model, progress=False)
+    report = render_sequence(pattern, f"{FIRST}-{FIRST + 6}x2", stepped, model=rvm_model, progress=False)
+    assert sorted(report.written) == [FIRST, FIRST + 2, FIRST + 4, FIRST + 6] and report.prerolled == 3
+    assert sorted(p.name for p in (tmp_path / "twos").iterdir()) == [f"a.{f}.exr" for f in sorted(report.written)]
+    for frame in report.written:
+        np.testing.assert_array_equal(_alpha(str(tmp_path / "twos" / f"a.{frame}.exr")),
+                                      _alpha(str(tmp_path / "full" / f"a.{frame}.exr")))
+
+
+def test_a_sequence_rendered_on_twos_runs_its_frames_back_to_back(rvm_model, portrait_clip, tmp_path):
+    src = tmp_path / "twos"
+    src.mkdir()
+    for i in range(0, 6, 2):
+        _write_exr(src / f"p.{FIRST + i:04d}.exr", _convert(portrait_clip[i], SRGB_ENCODED, SCENE_LINEAR_REC709))
+    report = render_sequence(str(src / "p.####.exr"), f"{FIRST}-{FIRST + 4}x2",
+                             ClipSettings(alpha=str(tmp_path / "a.####.exr"), downsample_ratio=0.5),
+                             model=rvm_model, progress=False)
+    assert sorted(report.written) == [FIRST, FIRST + 2, FIRST + 4] and report.prerolled == 0

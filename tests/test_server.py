@@ -163,6 +163,14 @@ def test_inline_frames_can_come_back_inline_as_float32_buffers(shot, client):
     reference = pixels(frame_path(shot.reference, FIRST))[..., 0]
     assert np.array_equal(values.astype(np.float16).astype(np.float32), reference)
     assert result.plates == {}
+    # The foreground comes back too, with no foreground plate asked for, in the plate's space:
+    # where the matte is empty (this tiny crop holds no person) it is the plate itself.
+    fg = result.images["foreground"]
+    assert (fg.height, fg.width, fg.channels, fg.dtype) == (64, 64, 3, "float32")
+    foreground = np.frombuffer(fg.data, np.float32).reshape(64, 64, 3)
+    sent = inline_frame(shot, FIRST, dtype="float16", channels=4)
+    plate = np.frombuffer(sent.data, np.float16).reshape(64, 64, 4)[..., :3].astype(np.float32)
+    assert values.max() == 0.0 and np.array_equal(foreground, plate)
 
 
 def test_a_request_retried_after_a_time_out_returns_the_same_plate_and_runs_once(shot, client):
