@@ -29,16 +29,6 @@ from typing import Callable
 import numpy as np
 
 
-def write_plates(folder: str, frames: list[int], width: int, height: int) -> str:
-    from rvm_engine.plates import write_plate
-    from rvm_engine.sample import sample_frames
-
-    os.makedirs(folder, exist_ok=True)
-    for frame, rgb in zip(frames, sample_frames(count=len(frames), width=width, height=height, step=4)):
-        write_plate(os.path.join(folder, f"plate.{frame:04d}.exr"), (rgb ** 2.2).astype(np.float32), ["R", "G", "B"])
-    return os.path.join(folder, "plate.####.exr")
-
-
 def timed(run: Callable[[], int]) -> float:
     started = time.perf_counter()
     count = run()
@@ -74,12 +64,13 @@ def main() -> None:
     from rvm_engine.colour import SRGB_ENCODED
     from rvm_engine.plates import read_plate
     from rvm_engine.render import render_sequence
+    from rvm_engine.sample import sample_frames, write_sample_plates
     from rvm_engine.session import MattingSession
     from rvm_engine.weights import load_model
 
     root = tempfile.mkdtemp(prefix="bench-bridge-")
     frames = list(range(1001, 1001 + args.frames))
-    source = write_plates(os.path.join(root, "plates"), frames, args.width, args.height)
+    source = write_sample_plates(os.path.join(root, "plates"), len(frames), args.width, args.height, step=4)
     print(f"{args.frames} frames {args.width}x{args.height}, downsample_ratio {args.ratio}, "
           f"torch threads {torch.get_num_threads()}, device {args.device}, plates in {root}")
 
@@ -88,9 +79,8 @@ def main() -> None:
 
     model = load_model(device=args.device)
     rgba, srgb = [], []
-    for frame in frames:
-        # What the model sees: the plate back in sRGB, through half floats like the inline path.
-        rgb = (read_plate(source.replace("####", f"{frame:04d}")).pixels ** (1 / 2.2)).clip(0, 1)
+    # What the model sees: the sample shot in sRGB, through half floats like the inline path.
+    for rgb in sample_frames(len(frames), args.width, args.height, step=4):
         pixels = np.concatenate([rgb, np.ones_like(rgb[..., :1])], axis=-1).astype(np.float16)
         srgb.append(np.ascontiguousarray(pixels[..., :3], dtype=np.float32))
         rgba.append(InlineFrame(pixels.tobytes(), args.height, args.width, 4, "float16"))

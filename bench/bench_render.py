@@ -31,20 +31,15 @@ def main() -> None:
     import OpenImageIO as oiio
 
     from rvm_engine.clip import ClipMatter, ClipSettings
-    from rvm_engine.colour import SCENE_LINEAR_REC709, SRGB_ENCODED
-    from rvm_engine.plates import read_plate, write_plate
+    from rvm_engine.plates import read_plate
     from rvm_engine.render import render_sequence
-    from rvm_engine.sample import sample_frames
+    from rvm_engine.sample import write_sample_plates
     from rvm_engine.sequences import parse_sequence
     from rvm_engine.weights import load_model
 
     with tempfile.TemporaryDirectory(prefix="rvm-bench-") as tmp:
         root = Path(tmp)
-        for i, frame in enumerate(sample_frames(args.frames, args.width, args.height, step=4)):
-            buf = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(frame), SRGB_ENCODED, SCENE_LINEAR_REC709)
-            linear = np.asarray(buf.get_pixels(oiio.FLOAT), np.float32).reshape(frame.shape)
-            write_plate(root / f"plate.{1001 + i:04d}.exr", linear, ["R", "G", "B"])
-        pattern = str(root / "plate.####.exr")
+        pattern = write_sample_plates(root, args.frames, args.width, args.height, step=4)
         model = load_model(device=args.device)
         print(f"{args.frames} plates {args.width}x{args.height} half ZIP EXR, downsample_ratio {args.ratio}, device {args.device}")
 

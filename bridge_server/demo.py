@@ -13,25 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rvm_engine.sample import write_sample_plates
+
 FIRST_FRAME = 1001
 FRAMES = 24
 GREEN = np.array([120, 255, 155], np.float32) / 255  # the official composition background
-
-
-def write_sample_plates(folder: Path, count: int = FRAMES) -> str:
-    """The sample shot as linear Rec.709 half EXRs ``sample.####.exr``; returns the pattern."""
-    import OpenImageIO as oiio
-
-    from rvm_engine.colour import SCENE_LINEAR_REC709, SRGB_ENCODED
-    from rvm_engine.plates import write_plate
-    from rvm_engine.sample import sample_frames
-
-    folder.mkdir(parents=True, exist_ok=True)
-    for i, frame in enumerate(sample_frames(count=count, width=384, height=448, step=4)):
-        buf = oiio.ImageBufAlgo.colorconvert(oiio.ImageBuf(frame), SRGB_ENCODED, SCENE_LINEAR_REC709)
-        linear = np.asarray(buf.get_pixels(oiio.FLOAT), np.float32).reshape(frame.shape)
-        write_plate(folder / f"sample.{FIRST_FRAME + i:04d}.exr", linear, ["R", "G", "B"])
-    return str(folder / "sample.####.exr")
 
 
 def write_preview(alpha_pattern: str, fg_pattern: str, frames: list[int], path: Path) -> None:
@@ -66,7 +52,7 @@ def run_demo(out: str, *, through_bridge: bool = True) -> None:
     """Run the main job into folder ``out`` and print where everything went."""
     root = Path(out).resolve()
     started = time.perf_counter()
-    source = write_sample_plates(root / "plates")
+    source = write_sample_plates(root / "plates", count=FRAMES, width=384, height=448, step=4, first=FIRST_FRAME)
     alpha = str(root / "alpha" / "sample_alpha.####.exr")
     foreground = str(root / "foreground" / "sample_fg.####.exr")
     frames = list(range(FIRST_FRAME, FIRST_FRAME + FRAMES))
