@@ -228,3 +228,21 @@ def test_the_render_command_with_server_writes_the_in_process_plates(shot, bridg
     assert args.func(args) == 0
     assert "wrote 4 frames through" in capsys.readouterr().out
     assert all(matches_reference(shot, alpha, frame) for frame in range(FIRST, FIRST + 4))
+
+
+def test_a_clip_evicted_under_the_memory_budget_rewarms_by_preroll_on_its_next_frame(shot):
+    server = start_bridge(shot.root, "--memory-budget", "1K")
+    try:
+        with BridgeClient(server.address, timeout=60) as client:
+            first = open_sequence(client, shot, "evicted")
+            list(first.frames([(frame, None, None) for frame in FRAMES[:3]]))
+            second = open_sequence(client, shot, "other")
+            list(second.frames([(frame, None, None) for frame in FRAMES[:2]]))
+            # A recurrent state is far over 1 KiB: idle clips lose theirs.
+            evicted = clip_status(client, first.id)
+            assert evicted["memory_bytes"] == 0 and evicted["heads"] == []
+            warm = first.frame(FRAMES[3])
+            assert (warm.how, warm.preroll_frames, warm.exact) == ("preroll", 3, True)
+            assert matches_reference(shot, output(shot, "evicted"), FRAMES[3])
+    finally:
+        assert server.stop() == 0, server.log_tail()
