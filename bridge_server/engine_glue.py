@@ -122,12 +122,11 @@ class Engine:
 
     @staticmethod
     def inline_outputs(result: MatteResult, dtype: str) -> List[Tuple[str, List[int], str, bytes]]:
-        """Alpha ``[H,W,1]`` and, where made, foreground ``[H,W,3]`` as reply buffers."""
-        kind = _NUMPY_DTYPES[dtype]
+        """Alpha ``[H,W,1]`` and foreground ``[H,W,3]`` (when made) as reply buffers."""
         height, width = result.alpha.shape
-        images = [("alpha", [height, width, 1], dtype, result.alpha.astype(kind).tobytes())]
+        images = [("alpha", [height, width, 1], dtype, _encode(result.alpha, dtype))]
         if result.foreground is not None:
-            images.append(("foreground", [height, width, 3], dtype, result.foreground.astype(kind).tobytes()))
+            images.append(("foreground", [height, width, 3], dtype, _encode(result.foreground, dtype)))
         return images
 
     @staticmethod
@@ -150,3 +149,11 @@ class Engine:
         if isinstance(error, MemoryError):
             return "too_large", "the server ran out of memory for this frame; send a smaller image"
         return "internal", "".join(traceback.format_exception_only(type(error), error)).strip()
+
+
+def _encode(pixels: np.ndarray, dtype: str) -> bytes:
+    """Pixels as little-endian ``dtype`` bytes. torch's float32 -> float16 cast is vectorised, about
+    five times faster than numpy's (bench/bench_bridge.py, inline)."""
+    if dtype == "float16":
+        pixels = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32)).to(torch.float16).numpy()
+    return np.ascontiguousarray(pixels, dtype=_NUMPY_DTYPES[dtype]).tobytes()
