@@ -40,10 +40,22 @@ def _add_render_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     p.add_argument("--precision", default="float32", choices=["float32", "float16"], help="float16 needs CUDA")
     p.add_argument("--chunk-size", type=int, default=1, help="frames per network call (1 gives plates identical to the bridge)")
     p.add_argument("--resume", action="store_true", help="continue a stopped render from the first frame with missing plates")
-    p.add_argument("--preroll", type=int, default=32, help="frames run before a resumed frame without writing (default 32)")
+    p.add_argument("--preroll", type=_frames_count, default=32, help="frames run before a resumed frame without writing (default 32)")
     p.add_argument("--server", help="render through a running bridge at this address instead of in this process")
+    p.add_argument("--keys", help="with --server: folder holding the server's public key and a client key pair (CURVE)")
+    p.add_argument("--timeout", type=float, default=300.0, help="with --server: seconds to wait for a frame before retrying (default 300)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_render)
+
+
+def _frames_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of frames") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} frames: give 0 or more")
+    return value
 
 
 def _settings(args: argparse.Namespace):
@@ -116,10 +128,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from bridge_server.errors import BridgeError
     except ImportError:
         BridgeError = RVMError  # type: ignore[misc,assignment]
+    import zmq
+
     try:
         return int(args.func(args) or 0)
     except (RVMError, BridgeError) as exc:
         print(f"rvm-bridge {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except zmq.ZMQError as exc:
+        address = getattr(args, "server", None) or getattr(args, "address", None) or ""
+        hint = "another process already listens there; stop it or choose another --address" \
+            if exc.errno == zmq.EADDRINUSE else "addresses look like tcp://127.0.0.1:5701"
+        print(f"rvm-bridge {args.command}: error: ZeroMQ refused address {address!r}: {exc.strerror}; {hint}",
+              file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"rvm-bridge {args.command}: cancelled; every plate on disk is complete (use --resume to carry on)", file=sys.stderr)

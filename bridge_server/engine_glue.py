@@ -17,7 +17,7 @@ import torch
 from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
-from rvm_engine.plates import Plate, read_plate
+from rvm_engine.plates import Plate, check_compression, read_plate
 from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
 
@@ -57,8 +57,10 @@ class Engine:
 
     @staticmethod
     def prepare_outputs(settings: Dict[str, Any]) -> None:
-        """Create the output folders (the server checked they are under its roots); raises
-        PlateError for a folder that cannot be made or written to."""
+        """Check the compression and create the output folders (the server checked they are under
+        its roots); raises PlateError for an unknown compression or a folder that cannot be made
+        or written to."""
+        check_compression(settings["compression"])
         for pattern in settings["outputs"].values():
             if pattern:
                 output_sequence(pattern, [settings["first_frame"] or 0], create_folder=True)

@@ -17,7 +17,9 @@ MODELS = (
     ("resnet50", "Robust Video Matting, ResNet-50 backbone: slower, finer hair and edges"),
 )
 
-EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab")
+# Offered to hosts as a menu; zip, zips, dwaa and dwab also take a level ("dwaa:45"). The engine
+# checks the value when the clip opens.
+EXR_COMPRESSIONS = ("none", "rle", "zips", "zip", "piz", "pxr24", "b44", "b44a", "dwaa", "dwab", "htj2k")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ CLIP_PARAMETERS = (
               "plate patterns the server writes: alpha, foreground, rgba (premultiplied)"),
     Parameter("rgba_premultiplied", "boolean", True, "write rgba plates premultiplied (false: straight)"),
     Parameter("pixel_type", "choice", "half", "EXR pixel type of written plates", choices=("half", "float")),
-    Parameter("compression", "choice", "zip", "EXR compression of written plates", choices=EXR_COMPRESSIONS),
+    Parameter("compression", "text", "zip", "EXR compression of written plates (zip, dwaa:45, ...)",
+              choices=EXR_COMPRESSIONS),
     Parameter("layer", "text", None, "EXR layer of the source plates to read (beauty, rgba); none = plain R, G, B",
               nullable=True),
     Parameter("inline_outputs", "boolean", False, "return alpha and foreground in the reply's buffers"),

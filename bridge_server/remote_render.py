@@ -3,7 +3,9 @@
 The server reads the source plates itself and writes the same plates an in-process render
 writes: the clip's first frame is the first frame rendered, so the recurrent state starts
 cold exactly where the in-process render's does, and frames go in order with a few requests
-queued so reading, the network and writing overlap on the server. No numpy, no torch.
+queued so reading, the network and writing overlap on the server. ``render_through_bridge``
+needs no numpy or torch; ``render_remote`` (the command line's branch) borrows the engine's
+sequence and plate checks so the same mistakes are refused as in process.
 """
 
 from __future__ import annotations
@@ -57,13 +59,20 @@ def render_through_bridge(address: str, source: str, frames: Sequence[int], *, a
 
 def render_remote(args: argparse.Namespace) -> int:
     """The ``--server`` branch of ``rvm-bridge render``: ``args`` are the render command's."""
-    from rvm_engine.sequences import parse_sequence  # fileseq only: no numpy, no torch
+    from rvm_engine.errors import PlateError
+    from rvm_engine.sequences import parse_sequence
 
     source = os.path.abspath(args.input)
-    frames = parse_sequence(source, args.frames).frames
+    seq = parse_sequence(source, args.frames)
+    frames = sorted(set(seq.frames))  # the recurrent state needs frames in order, as in process
     first_frame = frames[0] if frames else None
     outputs = {name: (os.path.abspath(getattr(args, name)) if getattr(args, name) else None)
                for name in ("alpha", "foreground", "rgba")}
+    if not any(outputs.values()):
+        raise PlateError("nothing to write: give at least one of --alpha, --foreground or --rgba")
+    for pattern in outputs.values():
+        if pattern:  # the in-process checks: a frame token, a usable folder, never over the source
+            seq.output(pattern, create_folder=True)
     if args.resume:
         frames = _frames_to_resume(frames, outputs)
     settings = {"variant": args.variant, "checkpoint": args.checkpoint and os.path.abspath(args.checkpoint),
@@ -75,6 +84,7 @@ def render_remote(args: argparse.Namespace) -> int:
     started = time.monotonic()
     # A resumed render keeps the clip's first frame, so the server pre-rolls up to the resumed one.
     results = render_through_bridge(args.server, source, frames, settings=settings, progress=bar,
+                                    timeout=args.timeout, keys_dir=args.keys,
                                     first_frame=first_frame, alpha=outputs["alpha"],
                                     foreground=outputs["foreground"], rgba=outputs["rgba"])
     made: Dict[str, int] = {}
@@ -87,11 +97,12 @@ def render_remote(args: argparse.Namespace) -> int:
 
 def _frames_to_resume(frames: List[int], outputs: Dict[str, Optional[str]]) -> List[int]:
     """The frames from the first one whose plates are not all on disk."""
+    from rvm_engine.plates import plate_is_complete
     from rvm_engine.sequences import output_sequence
 
     sequences = [output_sequence(pattern, frames) for pattern in outputs.values() if pattern]
     for index, frame in enumerate(frames):
-        if not all(os.path.isfile(seq.path(frame)) for seq in sequences):
+        if not all(plate_is_complete(seq.path(frame)) for seq in sequences):
             return frames[index:]
     return []
 

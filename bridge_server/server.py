@@ -28,7 +28,7 @@ import zmq
 from rvm_engine import __version__
 
 from . import keys
-from .addresses import bind_address, is_loopback
+from .addresses import bind_address, is_loopback, split_tcp
 from .errors import BridgeError
 from .parameters import CLIP_PARAMETERS, MODELS
 from .pathmap import PathMap
@@ -93,6 +93,11 @@ class BridgeServer:
     """A bridge bound to ``config.address``; ``serve_forever`` until ``stop`` or a signal."""
 
     def __init__(self, config: ServerConfig, engine: Any = None) -> None:
+        if not config.address.startswith(("ipc://", "inproc://")):
+            try:
+                split_tcp(config.address)
+            except ValueError as exc:
+                raise BridgeError(str(exc), "bad_parameter") from None
         if not is_loopback(config.address) and not config.keys_dir:
             raise BridgeError(f"{config.address} listens beyond this machine; give CURVE keys (--keys DIR, made by "
                               "`rvm-bridge keys DIR`) or use a loopback address", "bad_parameter")

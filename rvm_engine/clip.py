@@ -19,7 +19,7 @@ from . import __version__
 from .colour import PlateColour, default_input_space
 from .errors import PlateError
 from .model import MattingNetwork
-from .plates import Plate, check_compression, write_plate
+from .plates import Plate, check_compression, plate_is_complete, write_plate
 from .sequences import output_sequence
 from .session import MattingSession
 from .weights import load_model
@@ -194,11 +194,16 @@ class ClipMatter:
             "rvm:downsample_ratio": float(self.session.downsample_ratio or 0.0),
             "rvm:frame": int(result.frame),
             "rvm:input_space": self._colour.input_space if self._colour else "",
+            "rvm:to_model": self._colour.to_model_name if self._colour else s.to_model,
             "rvm:bad_pixels": int(result.bad_pixels),
         }
         meta.update(extra_metadata or {})
         written = {}
         for name, path in self.output_paths(result.frame).items():
+            source = result.plate.path
+            if source and os.path.exists(path) and os.path.samefile(path, source):
+                raise PlateError(f"the {name} plate {path} is the source plate of frame {result.frame}; "
+                                 "choose another output name so the source is not overwritten")
             pixels, channels = self._pixels(name, result)
             plate_meta = meta
             if name == "rgba" and not s.rgba_premultiplied and not path.lower().endswith(".exr"):
@@ -220,5 +225,5 @@ class ClipMatter:
 
 
 def outputs_complete(paths: dict[str, str]) -> bool:
-    """True when every plate in ``paths`` exists (plates are written atomically, so existing means whole)."""
-    return all(os.path.isfile(p) for p in paths.values())
+    """True when every plate in ``paths`` is on disk and readable (see ``plate_is_complete``)."""
+    return all(plate_is_complete(p) for p in paths.values())

@@ -118,6 +118,7 @@ def convert_video(
     rate = _as_frame_rate(output_frame_rate)
     device, dtype = _device_and_dtype(model, device, dtype)
 
+    _refuse_the_input_folder(os.fspath(input_source), output_type, paths)
     source = open_source(os.fspath(input_source), resize, num_workers)
     try:
         colour = PlateColour(input_space or source.colour_space)
@@ -302,6 +303,18 @@ def _refuse_overwriting_the_source(kind: str, writer: ImageSequenceWriter, sourc
             raise PlateError(
                 f"output_{kind} would write {target!r}, a frame of the input; choose another folder or name"
             )
+
+
+def _refuse_the_input_folder(input_source: str, output_type: str, paths: dict[str, str]) -> None:
+    """Frames written into a folder that is read as an image sequence would be read as input next time."""
+    if output_type == "video" or not os.path.isdir(input_source):
+        return
+    folder = os.path.realpath(input_source)
+    for kind, path in paths.items():
+        target = path if os.path.isdir(path) or not os.path.splitext(path)[1] else os.path.dirname(path) or "."
+        if os.path.realpath(target) == folder:
+            raise PlateError(f"output_{kind} {path!r} writes into the input folder {input_source!r}, whose images "
+                             "are all read as frames; choose another folder")
 
 
 def _check_outputs(

@@ -232,6 +232,27 @@ def _over_display_window(
 # ---------------------------------------------------------------- writing
 
 
+def plate_is_complete(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` exists, is not empty and OpenImageIO reads its header.
+
+    Our plates are written atomically, so this only catches files others left broken (a copy
+    killed half-way, a full disk, a hand ``touch``); a body truncated after an intact header is
+    found when the plate is read.
+    """
+    p = os.fspath(path)
+    try:
+        if os.path.getsize(p) == 0:
+            return False
+    except OSError:
+        return False
+    inp = oiio.ImageInput.open(p)
+    if inp is None:
+        oiio.geterror()
+        return False
+    inp.close()
+    return True
+
+
 def check_compression(compression: str) -> str:
     """Return the EXR compression name OpenImageIO expects for ``compression``.
 

@@ -11,6 +11,7 @@ first frame whose plates are missing, pre-rolling the frames before it without w
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -51,6 +52,8 @@ class RenderReport:
 def plan_resume(seq: FrameSequence, matter: ClipMatter, preroll: int) -> tuple[int, int]:
     """(index of the first frame to write, index to pre-roll from) for a resumed render."""
     first = next((i for i, f in enumerate(seq.frames) if not outputs_complete(matter.output_paths(f))), len(seq))
+    if first == len(seq):
+        return first, first  # nothing left: nothing to pre-roll either
     return first, max(0, first - preroll)
 
 
@@ -94,7 +97,8 @@ def render_sequence(
     progress: Union[bool, Callable[[int, int], None]] = True,
 ) -> RenderReport:
     """Matte frames ``frames`` (a range such as ``"1001-1100x2"``, both ends included; None = all on
-    disk) of ``source`` and write the plates ``settings`` asks for.
+    disk) of ``source`` and write the plates ``settings`` asks for. Frames run in ascending order
+    whatever order the range lists them in.
 
     ``seq_chunk`` frames go through the network per call (1 gives plates identical to the bridge).
     ``progress`` is True for a tqdm bar, or a callback ``(done, total)``. Raises ``PlateError`` before
@@ -103,7 +107,11 @@ def render_sequence(
     are written; ``cancel`` stops the same way and returns a report with ``cancelled=True``.
     """
     started = time.perf_counter()
+    if preroll < 0:
+        raise PlateError(f"pre-roll {preroll} must be 0 or more frames")
     seq = source if isinstance(source, FrameSequence) else parse_sequence(source, frames)
+    # The recurrent state needs frames in order, however the range was written (1100-1001, 5,1,3).
+    seq = dataclasses.replace(seq, frames=sorted(set(seq.frames)))
     outputs = settings.outputs()
     if not outputs:
         raise PlateError("nothing to write: give at least one of --alpha, --foreground or --rgba")

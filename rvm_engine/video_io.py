@@ -302,8 +302,13 @@ class VideoWriter:
             raise PlateError(
                 f"cannot create video {path!r} (is the folder there, the extension a video one?): {exc}"
             ) from exc
+        codec = video_codec()
+        if codec not in self._container.supported_codecs:
+            self.abort()
+            raise PlateError(f"video {path!r}: the {self._container.format.name} container cannot hold {codec} "
+                             "video; use .mp4, .mov or .mkv")
         try:
-            self._video = cast(VideoStream, self._container.add_stream(video_codec(), rate=frame_rate))
+            self._video = cast(VideoStream, self._container.add_stream(codec, rate=frame_rate))
             self._video.width, self._video.height = width, height
             self._video.pix_fmt = "yuv420p"
             self._video.bit_rate = bit_rate

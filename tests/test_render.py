@@ -279,3 +279,54 @@ def test_a_sequence_rendered_on_twos_runs_its_frames_back_to_back(rvm_model, por
                              ClipSettings(alpha=str(tmp_path / "a.####.exr"), downsample_ratio=0.5),
                              model=rvm_model, progress=False)
     assert sorted(report.written) == [FIRST, FIRST + 2, FIRST + 4] and report.prerolled == 0
+
+
+def test_a_reversed_or_unsorted_range_runs_in_frame_order_like_a_forward_render(rvm_model, linear_shot, tmp_path):
+    pattern, _ = linear_shot
+    renders = {}
+    for name, frames in [("forward", f"{FIRST}-{FIRST + 3}"), ("reversed", f"{FIRST + 3}-{FIRST}"),
+                         ("unsorted", f"{FIRST + 2},{FIRST},{FIRST + 3},{FIRST + 1}")]:
+        render_sequence(pattern, frames, ClipSettings(alpha=str(tmp_path / name / "a.####.exr"), downsample_ratio=0.5),
+                        model=rvm_model, progress=False)
+        renders[name] = [_alpha(str(tmp_path / name / f"a.{FIRST + i}.exr")) for i in range(4)]
+    for name in ("reversed", "unsorted"):
+        for a, b in zip(renders[name], renders["forward"]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_resume_renders_again_a_plate_left_empty_or_broken_by_someone_else(rvm_model, linear_shot, tmp_path, capsys):
+    pattern, _ = linear_shot
+    out = tmp_path / "out"
+    args = ["render", pattern, "--frames", f"{FIRST}-{FIRST + 3}", "--alpha", str(out / "a.####.exr"),
+            "--downsample-ratio", "0.5", "--no-progress"]
+    assert main(args) == 0
+    (out / f"a.{FIRST + 2}.exr").write_bytes(b"")
+    (out / f"a.{FIRST + 3}.exr").write_bytes(b"garbage, not an EXR header")
+    capsys.readouterr()
+    assert main([*args, "--resume"]) == 0
+    assert "resumed after 2 complete frames" in capsys.readouterr().out
+    for frame in (FIRST + 2, FIRST + 3):
+        assert _alpha(str(out / f"a.{frame}.exr")).shape == (256, 224)
+    # Everything done: a resume has nothing to run, not even pre-roll.
+    assert main([*args, "--resume"]) == 0
+    assert "wrote 0 frames" in (said := capsys.readouterr().out) and "pre-rolled 0" in said
+
+
+def test_a_negative_preroll_is_refused_by_the_command_line(linear_shot, capsys):
+    pattern, _ = linear_shot
+    with pytest.raises(SystemExit) as exited:
+        main(["render", pattern, "--alpha", "/tmp/unused.####.exr", "--resume", "--preroll", "-5"])
+    assert exited.value.code == 2 and "0 or more" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device, message", [("tpu", "not a device name"), ("meta", "not supported"), ("cuda:7", "CUDA GPU")])
+def test_a_device_this_machine_lacks_is_one_clear_line(linear_shot, tmp_path, capsys, device, message):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has eight GPUs")
+    pattern, _ = linear_shot
+    code = main(["render", pattern, "--frames", str(FIRST), "--alpha", str(tmp_path / "a.####.exr"),
+                 "--device", device, "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err

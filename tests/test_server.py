@@ -246,3 +246,48 @@ def test_a_clip_evicted_under_the_memory_budget_rewarms_by_preroll_on_its_next_f
             assert matches_reference(shot, output(shot, "evicted"), FRAMES[3])
     finally:
         assert server.stop() == 0, server.log_tail()
+
+
+def test_the_render_command_with_server_refuses_what_the_in_process_render_refuses(shot, bridge, capsys):
+    from bridge_server.cli import main
+
+    before = {frame: pixels(frame_path(shot.pattern, frame)) for frame in FRAMES[:2]}
+    over_source = shot.pattern.replace("####", "%04d")  # the source plates, spelled another way
+    no_token = os.path.join(shot.root, "one", "alpha.exr")
+    for target, message in [(over_source, "source plate"), (no_token, "no frame token")]:
+        code = main(["render", shot.pattern, "--frames", f"{FIRST}-{FIRST + 1}", "--alpha", target,
+                     "--server", bridge.address, "--no-progress"])
+        assert code == 1 and message in capsys.readouterr().err
+    assert all(np.array_equal(pixels(frame_path(shot.pattern, f)), before[f]) for f in before)
+    assert not os.path.exists(no_token)
+
+
+def test_a_host_asking_to_write_over_the_source_gets_a_plate_error_and_the_source_survives(shot, client):
+    from bridge_server.errors import RemoteError
+
+    before = pixels(frame_path(shot.pattern, FIRST))
+    clip = client.open_clip(source=shot.pattern, first_frame=FIRST, outputs={"alpha": shot.pattern.replace("####", "$F4")})
+    with pytest.raises(RemoteError) as raised:
+        clip.frame(FIRST)
+    assert raised.value.code == "plate_error" and "source plate" in raised.value.message
+    assert np.array_equal(pixels(frame_path(shot.pattern, FIRST)), before)
+
+
+def test_compression_levels_reach_the_server_and_unknown_ones_are_refused_when_the_clip_opens(shot, client):
+    from bridge_server.errors import RemoteError
+
+    clip = open_sequence(client, shot, "dwaa", compression="dwaa:45")
+    assert clip.frame(FIRST).how in ("sequence", "preroll")
+    with pytest.raises(RemoteError) as raised:
+        open_sequence(client, shot, "bogus", compression="zip9000")
+    assert raised.value.code == "plate_error" and "zip9000" in raised.value.message
+
+
+@pytest.mark.parametrize("address", ["foo", "tcp://127.0.0.1"])
+def test_a_malformed_server_address_is_one_clear_line(shot, address, capsys):
+    from bridge_server.cli import main
+
+    code = main(["render", shot.pattern, "--frames", str(FIRST), "--alpha", output(shot, "addr"),
+                 "--server", address, "--no-progress", "--timeout", "2"])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and err.count("\n") == 1 and address in err

@@ -220,6 +220,13 @@ def test_a_server_beyond_loopback_without_keys_refuses_to_start(tmp_path):
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://0.0.0.0:0", preload=()), engine=object())
 
 
+def test_a_malformed_listening_address_is_named_as_such_not_as_a_security_problem(tmp_path):
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    with pytest.raises(BridgeError, match="not tcp://HOST:PORT"):
+        BridgeServer(ServerConfig(roots=[str(tmp_path)], address="foo", preload=()), engine=object())
+
+
 def test_status_from_the_command_line_reports_the_clips(farm, client):
     client.open_clip("shown", source=farm.pattern, first_frame=FIRST,
                      outputs={"alpha": os.path.join(farm.root, "shown", "a.####.exr")}).frame(FIRST)
