@@ -74,7 +74,9 @@ def render_remote(args: argparse.Namespace) -> int:
         if pattern:  # the in-process checks: a frame token, a usable folder, never over the source
             seq.output(pattern, create_folder=True)
     if args.resume:
-        frames = _frames_to_resume(frames, outputs)
+        from rvm_engine.plates import first_incomplete
+
+        frames = frames[first_incomplete(frames, [pattern for pattern in outputs.values() if pattern]):]
     settings = {"variant": args.variant, "checkpoint": args.checkpoint and os.path.abspath(args.checkpoint),
                 "refiner": args.refiner, "downsample_ratio": args.downsample_ratio, "input_space": args.colour_space,
                 "colour_config": args.ocio_config, "to_model": args.to_model, "precision": args.precision,
@@ -93,18 +95,6 @@ def render_remote(args: argparse.Namespace) -> int:
     how = ", ".join(f"{count} {name}" for name, count in sorted(made.items()))
     print(f"wrote {len(results)} frames through {args.server} in {time.monotonic() - started:.1f} s ({how})")
     return 0
-
-
-def _frames_to_resume(frames: List[int], outputs: Dict[str, Optional[str]]) -> List[int]:
-    """The frames from the first one whose plates are not all on disk."""
-    from rvm_engine.plates import plate_is_complete
-    from rvm_engine.sequences import output_sequence
-
-    sequences = [output_sequence(pattern, frames) for pattern in outputs.values() if pattern]
-    for index, frame in enumerate(frames):
-        if not all(plate_is_complete(seq.path(frame)) for seq in sequences):
-            return frames[index:]
-    return []
 
 
 def _bar(total: int, show: bool) -> Optional[Progress]:

@@ -19,7 +19,7 @@ from . import __version__
 from .colour import PlateColour, default_input_space
 from .errors import PlateError
 from .model import MattingNetwork
-from .plates import Plate, check_compression, plate_is_complete, write_plate
+from .plates import Plate, check_compression, write_plate
 from .sequences import output_sequence
 from .session import MattingSession
 from .weights import load_model
@@ -223,7 +223,3 @@ class ClipMatter:
         rgb = result.foreground * result.alpha[..., None] if self.settings.rgba_premultiplied else result.foreground
         return np.concatenate([rgb, result.alpha[..., None]], axis=-1), ["R", "G", "B", "A"]
 
-
-def outputs_complete(paths: dict[str, str]) -> bool:
-    """True when every plate in ``paths`` is on disk and readable (see ``plate_is_complete``)."""
-    return all(plate_is_complete(p) for p in paths.values())

@@ -12,12 +12,13 @@ import os
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import OpenImageIO as oiio
 
 from rvm_engine.errors import PlateError
+from rvm_engine.sequences import output_sequence
 
 #: EXR compressions accepted by :func:`write_plate` ("htj2k" means "htj2k256").
 EXR_COMPRESSIONS = tuple("none rle zips zip piz pxr24 b44 b44a dwaa dwab htj2k htj2k256 htj2k32".split())
@@ -251,6 +252,16 @@ def plate_is_complete(path: str | os.PathLike[str]) -> bool:
         return False
     inp.close()
     return True
+
+
+def first_incomplete(frames: Sequence[int], patterns: Iterable[str]) -> int:
+    """Index in ``frames`` of the first frame missing a complete plate for one of the output
+    ``patterns`` (see :func:`plate_is_complete`); ``len(frames)`` when every plate is there."""
+    outputs = [output_sequence(pattern, frames) for pattern in patterns]
+    for index, frame in enumerate(frames):
+        if not all(plate_is_complete(out.path(frame)) for out in outputs):
+            return index
+    return len(frames)
 
 
 def check_compression(compression: str) -> str:

@@ -20,10 +20,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Generator, Optional, Sequence, Union
 
-from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, outputs_complete
+from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate
 from .errors import PlateError
 from .model import MattingNetwork
-from .plates import read_plate
+from .plates import first_incomplete, read_plate
 from .sequences import FrameSequence, parse_sequence
 from .stages import ordered_map
 
@@ -49,9 +49,9 @@ class RenderReport:
     cancelled: bool = False
 
 
-def plan_resume(seq: FrameSequence, matter: ClipMatter, preroll: int) -> tuple[int, int]:
+def plan_resume(seq: FrameSequence, outputs: dict[str, str], preroll: int) -> tuple[int, int]:
     """(index of the first frame to write, index to pre-roll from) for a resumed render."""
-    first = next((i for i, f in enumerate(seq.frames) if not outputs_complete(matter.output_paths(f))), len(seq))
+    first = first_incomplete(seq.frames, outputs.values())
     if first == len(seq):
         return first, first  # nothing left: nothing to pre-roll either
     return first, max(0, first - preroll)
@@ -120,7 +120,7 @@ def render_sequence(
     if seq_chunk < 1:
         raise PlateError(f"chunk size {seq_chunk} must be at least 1")
     matter = ClipMatter(settings, model)
-    first, start = plan_resume(seq, matter, preroll) if resume else (0, 0)
+    first, start = plan_resume(seq, outputs, preroll) if resume else (0, 0)
     report = RenderReport(skipped=first)
     run = run_list(seq, start, first)
     bar = _progress_bar(progress, len(seq) - first, report.skipped)
