@@ -144,8 +144,12 @@ class PlateColour:
             both = self._convert(np.concatenate([fgr, model], axis=0), inverse=True)
             lin_fgr, lin_model = both[: fgr.shape[0]], both[fgr.shape[0] :]
         correction = lin_fgr - lin_model
-        keep = (fgr == model) | ~np.isfinite(correction)
-        result[region] += np.where(keep, np.float32(0.0), correction)
+        if not self.identity:
+            # Keep the plate exactly where the model left a channel alone; drop corrections the
+            # inverse cannot make. (Without a conversion both hold already: equal values give
+            # 0.0 and all values are finite, so the three extra passes are skipped.)
+            correction[(fgr == model) | ~np.isfinite(correction)] = 0.0
+        result[region] += correction
         return result
 
     def _convert(self, rgb: np.ndarray, *, inverse: bool) -> np.ndarray:
