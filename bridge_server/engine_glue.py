@@ -9,12 +9,12 @@ The rest of ``bridge_server`` treats plates, states and results as opaque object
 from __future__ import annotations
 
 import traceback
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
 
-from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult
+from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, prepare_plate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
 from rvm_engine.plates import Plate, check_compression, read_plate
@@ -99,6 +99,11 @@ class Engine:
     def read(path: str, settings: Dict[str, Any]) -> Plate:
         return read_plate(path, layer=settings.get("layer"))
 
+    def prepare(self, plate: Plate, settings: Dict[str, Any]) -> PreparedPlate:
+        """The plate in the model's space, made on a reader thread so the network's thread does
+        only the network. Raises ColourError/FrameInputError."""
+        return prepare_plate(self.clip_settings(settings), plate)
+
     @staticmethod
     def inline_plate(data: Any, image: InlineImage) -> Plate:
         """A plate from an inline buffer (RGB or RGBA; alpha is not used). Inline pixels are
@@ -111,7 +116,7 @@ class Engine:
 
     # -- matting and writing -----------------------------------------------------------------
     @staticmethod
-    def matte(state: ClipMatter, plate: Plate, frame: int, keep: bool = True,
+    def matte(state: ClipMatter, plate: Union[Plate, PreparedPlate], frame: int, keep: bool = True,
               foreground: Optional[bool] = None) -> MatteResult:
         """Run one frame on ``state`` (advancing it); ``keep=False`` for pre-roll frames;
         ``foreground=True`` makes the foreground even when no foreground plate is written."""

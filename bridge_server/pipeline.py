@@ -95,6 +95,7 @@ class FramePipeline:
                 plate = self.engine.inline_plate(request.buffers[request.inline.buffer], request.inline)
             else:
                 plate = self.engine.read(path, clip.settings)
+            plate = self.engine.prepare(plate, clip.settings)  # colour into the model's space, here
             with self.lock:
                 entry.source = Source(plate, fingerprint, time.monotonic() - started)
                 entry.prepared = True
@@ -245,7 +246,8 @@ class FramePipeline:
         pattern = clip.settings["source"]
 
         def read(frame: int) -> Any:
-            return self.engine.read(self.roots.resolve(self.engine.source_path(pattern, frame)), clip.settings)
+            plate = self.engine.read(self.roots.resolve(self.engine.source_path(pattern, frame)), clip.settings)
+            return self.engine.prepare(plate, clip.settings)
 
         ahead: List[Future] = [self.readers.submit(read, frame) for frame in frames[:4]]
         for index, frame in enumerate(frames):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import signal
 import socket as pysocket
@@ -62,8 +63,10 @@ class ServerConfig:
     keys_dir: Optional[str] = None
     device: str = "cpu"
     workers: int = 2
-    readers: int = 2
-    writers: int = 2
+    # Reading + colour in, and colour out + compression, outweigh the network on a GPU host: more
+    # threads for them where there are cores (the same sizing as the in-process render).
+    readers: int = max(2, min(4, (os.cpu_count() or 2) // 4))
+    writers: int = max(2, min(8, (os.cpu_count() or 2) // 2))
     memory_budget: int = 4 * 1024 ** 3
     max_clips: int = 32
     max_queued_per_clip: int = 64

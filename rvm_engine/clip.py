@@ -8,6 +8,7 @@ plates written atomically with our metadata.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import asdict, dataclass, field
@@ -77,6 +78,25 @@ class PreparedPlate:
     bad_pixels: int
 
 
+@functools.lru_cache(maxsize=32)
+def plate_colour(space: str, config: Optional[str], to_model: str) -> PlateColour:
+    """The conversion for plates in ``space``; shared (it is read-only and thread-safe)."""
+    return PlateColour(space, config=config, to_model=to_model)
+
+
+def colour_for_plate(settings: ClipSettings, plate: Plate) -> PlateColour:
+    """The conversion ``settings`` give ``plate``: its named space, else the default for its format."""
+    space = settings.input_space or default_input_space(plate.path or ".exr", plate.pixel_type)
+    return plate_colour(space, settings.colour_config, settings.to_model)
+
+
+def prepare_plate(settings: ClipSettings, plate: Plate) -> PreparedPlate:
+    """``plate`` converted into the model's space (NaN/Inf made safe and counted). Thread-safe, so
+    it runs on reader threads ahead of the network. Raises ``ColourError``/``FrameInputError``."""
+    model_rgb, bad = colour_for_plate(settings, plate).to_model(plate.pixels)
+    return PreparedPlate(plate, model_rgb, bad)
+
+
 class MatteResult:
     """One matted frame: alpha ``[H,W]`` and, on first use, the foreground ``[H,W,3]`` in the plate's space.
 
@@ -140,8 +160,7 @@ class ClipMatter:
         """The clip's colour conversion, fixed by its first plate when no input space was given."""
         with self._colour_lock:
             if self._colour is None:
-                space = self.settings.input_space or default_input_space(plate.path or ".exr", plate.pixel_type)
-                self._colour = PlateColour(space, config=self.settings.colour_config, to_model=self.settings.to_model)
+                self._colour = colour_for_plate(self.settings, plate)
             return self._colour
 
     def prepare(self, plate: Plate) -> PreparedPlate:
