@@ -106,7 +106,7 @@ def main() -> None:
         # Frames already in the model's space: the comparison with the model alone is the transport's cost.
         with BridgeClient(server.address, timeout=600) as client:
             clip = client.open_clip(first_frame=some[0], downsample_ratio=args.ratio, inline_outputs=True,
-                                    input_space=SRGB_ENCODED)
+                                    colour_space=SRGB_ENCODED)
             items = [(frame, None, image) for frame, image in zip(frames, rgba) if frame in some]
             count = len(list(clip.frames(items, window=args.window)))
             clip.close()

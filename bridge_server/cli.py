@@ -63,7 +63,7 @@ def _settings(args: argparse.Namespace):
 
     return ClipSettings(
         variant=args.variant, checkpoint=args.checkpoint, refiner=args.refiner, downsample_ratio=args.downsample_ratio,
-        input_space=args.colour_space, colour_config=args.ocio_config, to_model=args.to_model, precision=args.precision,
+        colour_space=args.colour_space, ocio_config=args.ocio_config, to_model=args.to_model, precision=args.precision,
         device=args.device, alpha=args.alpha, foreground=args.foreground, rgba=args.rgba,
         rgba_premultiplied=not args.straight, pixel_type=args.pixel_type, compression=args.compression, layer=args.layer,
     )

@@ -247,7 +247,7 @@ class BridgeClient:
     def server_settings(self, settings: Dict[str, Any]) -> Dict[str, Any]:
         """``settings`` with every path mapped to the server's view."""
         mapped = dict(settings)
-        for key in ("source", "checkpoint", "colour_config"):
+        for key in ("source", "checkpoint", "ocio_config"):
             if mapped.get(key):
                 mapped[key] = self.path_map.to_server(mapped[key])
         if isinstance(mapped.get("outputs"), dict):

@@ -48,8 +48,8 @@ class Engine:
         outputs = settings["outputs"]
         return ClipSettings(
             variant=settings["variant"], checkpoint=settings["checkpoint"], refiner=settings["refiner"],
-            downsample_ratio=settings["downsample_ratio"], input_space=settings["input_space"],
-            colour_config=settings["colour_config"], to_model=settings["to_model"],
+            downsample_ratio=settings["downsample_ratio"], colour_space=settings["colour_space"],
+            ocio_config=settings["ocio_config"], to_model=settings["to_model"],
             rgba_premultiplied=settings["rgba_premultiplied"],
             precision=settings["precision"], device=self.device, alpha=outputs["alpha"],
             foreground=outputs["foreground"], rgba=outputs["rgba"], pixel_type=settings["pixel_type"],
@@ -69,7 +69,7 @@ class Engine:
         """A cold recurrent state for a clip. Raises PlateError/ColourError/FrameInputError for
         settings that cannot work (compression, precision on this device, colour space)."""
         matter = ClipMatter(self.clip_settings(settings), model)
-        if settings["input_space"]:
+        if settings["colour_space"]:
             matter.colour_for(Plate(np.zeros((1, 1, 3), np.float32), ["R", "G", "B"], (0, 0, 1, 1)))
         return matter
 
@@ -107,7 +107,7 @@ class Engine:
     @staticmethod
     def inline_plate(data: Any, image: InlineImage) -> Plate:
         """A plate from an inline buffer (RGB or RGBA; alpha is not used). Inline pixels are
-        scene-linear floats unless the clip names its ``input_space``."""
+        scene-linear floats unless the clip names its ``colour_space``."""
         height, width, channels = image.shape
         pixels = np.frombuffer(data, dtype=_NUMPY_DTYPES[image.dtype]).reshape(height, width, channels)
         rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float32)

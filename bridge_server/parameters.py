@@ -55,9 +55,9 @@ CLIP_PARAMETERS = (
     Parameter("downsample_ratio", "number", None,
               "scale at which the network sees the frame; none = automatic (512 px on the long side)",
               minimum=0.0, maximum=1.0, nullable=True),
-    Parameter("input_space", "text", None, "OCIO colour space of the source plates; none = the engine's default",
+    Parameter("colour_space", "text", None, "OCIO colour space of the source plates; none = the engine's default",
               nullable=True),
-    Parameter("colour_config", "path", None, "OCIO config on the server (a file under a root, or ocio://...); "
+    Parameter("ocio_config", "path", None, "OCIO config on the server (a file under a root, or ocio://...); "
               "none = $OCIO, else the built-in config", nullable=True),
     Parameter("to_model", "text", "srgb",
               "how plates reach the model's sRGB: srgb (plain curve) or display[:DISPLAY/VIEW] (an OCIO view)"),

@@ -78,8 +78,8 @@ def render_remote(args: argparse.Namespace) -> int:
 
         frames = frames[first_incomplete(frames, [pattern for pattern in outputs.values() if pattern]):]
     settings = {"variant": args.variant, "checkpoint": args.checkpoint and os.path.abspath(args.checkpoint),
-                "refiner": args.refiner, "downsample_ratio": args.downsample_ratio, "input_space": args.colour_space,
-                "colour_config": args.ocio_config, "to_model": args.to_model, "precision": args.precision,
+                "refiner": args.refiner, "downsample_ratio": args.downsample_ratio, "colour_space": args.colour_space,
+                "ocio_config": args.ocio_config, "to_model": args.to_model, "precision": args.precision,
                 "layer": args.layer, "pixel_type": args.pixel_type, "compression": args.compression,
                 "rgba_premultiplied": not args.straight}
     bar = _bar(len(frames), not args.no_progress)

@@ -308,7 +308,7 @@ class BridgeServer:
         resolved = dict(settings)
         if settings["source"]:
             resolved["source"] = self.roots.resolve_pattern(settings["source"], "source")
-        for key in ("checkpoint", "colour_config"):
+        for key in ("checkpoint", "ocio_config"):
             if settings[key] and not settings[key].startswith("ocio://"):
                 resolved[key] = self.roots.resolve(settings[key], key)
         resolved["outputs"] = {name: (self.roots.resolve_pattern(pattern, name + " output") if pattern else None)

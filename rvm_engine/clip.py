@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence, Union
 import numpy as np
 
 from . import __version__
-from .colour import PlateColour, default_input_space
+from .colour import PlateColour, default_colour_space
 from .errors import PlateError
 from .model import MattingNetwork
 from .plates import Plate, check_compression, write_plate
@@ -33,7 +33,7 @@ class ClipSettings:
     """How one clip is matted and which plates it writes.
 
     ``alpha``, ``foreground`` and ``rgba`` are output patterns (``shot_alpha.####.exr``) or
-    None. ``input_space`` None means the default for the plate's format (scene-linear
+    None. ``colour_space`` None means the default for the plate's format (scene-linear
     Rec.709 for EXR, sRGB for 8/16-bit images). ``rgba`` is premultiplied unless
     ``rgba_premultiplied`` is False.
     """
@@ -42,8 +42,8 @@ class ClipSettings:
     checkpoint: Optional[str] = None
     refiner: str = "deep_guided_filter"
     downsample_ratio: Optional[float] = None
-    input_space: Optional[str] = None
-    colour_config: Optional[str] = None
+    colour_space: Optional[str] = None
+    ocio_config: Optional[str] = None
     to_model: str = "srgb"
     precision: str = "float32"
     device: str = "cpu"
@@ -86,8 +86,8 @@ def plate_colour(space: str, config: Optional[str], to_model: str) -> PlateColou
 
 def colour_for_plate(settings: ClipSettings, plate: Plate) -> PlateColour:
     """The conversion ``settings`` give ``plate``: its named space, else the default for its format."""
-    space = settings.input_space or default_input_space(plate.path or ".exr", plate.pixel_type)
-    return plate_colour(space, settings.colour_config, settings.to_model)
+    space = settings.colour_space or default_colour_space(plate.path or ".exr", plate.pixel_type)
+    return plate_colour(space, settings.ocio_config, settings.to_model)
 
 
 def prepare_plate(settings: ClipSettings, plate: Plate) -> PreparedPlate:
@@ -212,7 +212,7 @@ class ClipMatter:
             "rvm:refiner": s.refiner,
             "rvm:downsample_ratio": float(self.session.downsample_ratio or 0.0),
             "rvm:frame": int(result.frame),
-            "rvm:input_space": self._colour.input_space if self._colour else "",
+            "rvm:colour_space": self._colour.colour_space if self._colour else "",
             "rvm:to_model": self._colour.to_model_name if self._colour else s.to_model,
             "rvm:bad_pixels": int(result.bad_pixels),
         }

@@ -41,7 +41,7 @@ def active_config(config: str | None = None) -> str:
     return config or os.environ.get("OCIO") or BUILTIN_CONFIG
 
 
-def default_input_space(path: str | os.PathLike[str], pixel_type: str | None = None) -> str:
+def default_colour_space(path: str | os.PathLike[str], pixel_type: str | None = None) -> str:
     """The colour space a plate is assumed to be in when none is given.
 
     EXR (and HDR/PFM) plates, and any still plate stored as half or float (e.g. a float
@@ -68,7 +68,7 @@ def display_views(config: str | None = None) -> list[str]:
 class PlateColour:
     """Converts one clip's plates to the model's space and its foreground back.
 
-    ``input_space`` is a colour space name, alias or role of the config (``config``, else
+    ``colour_space`` is a colour space name, alias or role of the config (``config``, else
     ``$OCIO``, else the built-in one). ``to_model`` is ``"srgb"`` (the plain sRGB curve,
     clamped to 0..1), ``"display"`` (the config's default display and view; in the
     built-in config ``sRGB - Display`` / ``ACES 2.0 - SDR 100 nits (Rec.709)``, which rolls
@@ -78,18 +78,18 @@ class PlateColour:
     an unknown display/view, or a config without an sRGB-encoded space for the model.
     """
 
-    def __init__(self, input_space: str, *, config: str | None = None, to_model: str = "srgb") -> None:
+    def __init__(self, colour_space: str, *, config: str | None = None, to_model: str = "srgb") -> None:
         self.config = active_config(config)
         cfg = _load_config(self.config)
-        self.input_space = _resolve_space(cfg, input_space, self.config)
+        self.colour_space = _resolve_space(cfg, colour_space, self.config)
         self.model_space = _model_space(cfg, self.config)
         self.display, self.view = _parse_to_model(cfg, to_model)
         self.to_model_name = "srgb" if self.display is None else f"display:{self.display}/{self.view}"
         # An sRGB plate (PNG, JPEG, video) is already in the model's space: skip OCIO.
-        self.identity = self.display is None and bool(cfg.equivalent(self.input_space, self.model_space))
+        self.identity = self.display is None and bool(cfg.equivalent(self.colour_space, self.model_space))
 
     def __repr__(self) -> str:
-        return f"PlateColour({self.input_space!r}, config={self.config!r}, to_model={self.to_model_name!r})"
+        return f"PlateColour({self.colour_space!r}, config={self.config!r}, to_model={self.to_model_name!r})"
 
     def to_model(self, rgb: np.ndarray) -> tuple[np.ndarray, int]:
         """Plate RGB (float ``[H, W, 3]``, plate space) -> (model RGB in 0..1, bad pixels).
@@ -155,14 +155,14 @@ class PlateColour:
     def _convert(self, rgb: np.ndarray, *, inverse: bool) -> np.ndarray:
         buf = oiio.ImageBuf(np.ascontiguousarray(rgb, dtype=np.float32))
         if self.display is None or self.view is None:
-            src, dst = (self.model_space, self.input_space) if inverse else (self.input_space, self.model_space)
+            src, dst = (self.model_space, self.colour_space) if inverse else (self.colour_space, self.model_space)
             out = oiio.ImageBufAlgo.colorconvert(buf, src, dst, unpremult=False, colorconfig=self.config)
         else:
             out = oiio.ImageBufAlgo.ociodisplay(
                 buf,
                 self.display,
                 self.view,
-                fromspace=self.input_space,
+                fromspace=self.colour_space,
                 looks="",
                 unpremult=False,
                 inverse=inverse,

@@ -34,7 +34,6 @@ from .video_io import (
 )
 
 OUTPUT_TYPES = ("video", "png_sequence", "exr_sequence")
-ALPHA_MODES = ("straight", "premultiplied")
 # The official green screen of the video composition, in the model's sRGB space.
 GREEN = np.array([120, 255, 155], dtype=np.float32) / 255.0
 # Default bit rate: 0.1 bit per pixel per frame (about 5 Mbps for 1080p24), never under the official 1 Mbps.
@@ -81,9 +80,9 @@ def convert_video(
     device: Union[str, torch.device, None] = None,
     dtype: Optional[torch.dtype] = None,
     *,
-    output_alpha_mode: Optional[str] = None,
+    output_premultiplied: Optional[bool] = None,
     output_frame_rate: Union[Fraction, float, None] = None,
-    input_space: Optional[str] = None,
+    colour_space: Optional[str] = None,
 ) -> ConversionSummary:
     """Matte every frame of ``input_source`` and write the requested outputs.
 
@@ -96,12 +95,12 @@ def convert_video(
     ``seq_chunk`` frames go through the network at once; ``num_workers`` threads decode
     image-sequence frames. ``device``/``dtype`` default to those of the model's parameters.
 
-    ``output_alpha_mode`` ("straight" / "premultiplied") sets the RGBA composition of image
-    sequences; None means straight for PNG (as the official script) and premultiplied for EXR (the
+    ``output_premultiplied`` (True / False) sets whether the RGBA composition of image sequences is
+    premultiplied; None means straight for PNG (as the official script) and premultiplied for EXR (the
     OpenEXR convention). ``output_frame_rate`` overrides the video rate (default: the input
     video's exact rate, 30 for image sequences); floats near 23.976, 29.97... snap to n*1000/1001.
-    ``input_space``: the OCIO colour space of the input; default scene-linear Rec.709 for EXR
-    and float images, sRGB-encoded for videos and 8/16-bit images (``colour.default_input_space``).
+    ``colour_space``: the OCIO colour space of the input; default scene-linear Rec.709 for EXR
+    and float images, sRGB-encoded for videos and 8/16-bit images (``colour.default_colour_space``).
     Frames reach the network through ``colour.PlateColour`` (NaN/Inf made safe and counted in
     the summary); EXR foreground and composition go back to the input's space, video and PNG
     outputs hold the network's sRGB values as in the official script.
@@ -114,20 +113,20 @@ def convert_video(
     resize = _check_resize(input_resize)
     _check_input_arguments(downsample_ratio, seq_chunk, num_workers)
     mbps = _check_mbps(output_video_mbps)
-    alpha_mode = _check_alpha_mode(output_alpha_mode, output_type)
+    premultiplied = _check_premultiplied(output_premultiplied, output_type)
     rate = _as_frame_rate(output_frame_rate)
     device, dtype = _device_and_dtype(model, device, dtype)
 
     _refuse_the_input_folder(os.fspath(input_source), output_type, paths)
     source = open_source(os.fspath(input_source), resize, num_workers)
     try:
-        colour = PlateColour(input_space or source.colour_space)
+        colour = PlateColour(colour_space or source.colour_space)
         frame_rate = rate or source.frame_rate or IMAGE_SEQUENCE_FRAME_RATE
         width, height = source.size
         ratio = downsample_ratio or auto_downsample_ratio(height, width)
         if mbps is None:
             mbps = max(MIN_DEFAULT_MBPS, DEFAULT_BITS_PER_PIXEL * width * height * float(frame_rate) / 1e6)
-        outputs = _Outputs(output_type, paths, source, frame_rate, round(mbps * 1e6), alpha_mode, colour)
+        outputs = _Outputs(output_type, paths, source, frame_rate, round(mbps * 1e6), premultiplied, colour)
         summary = ConversionSummary(
             frames=0,
             frame_rate=frame_rate if output_type == "video" else None,
@@ -222,11 +221,11 @@ class _Outputs:
         source: FrameSource,
         frame_rate: Fraction,
         bit_rate: int,
-        alpha_mode: str,
+        premultiplied: bool,
         colour: PlateColour,
     ) -> None:
         self.output_type = output_type
-        self.alpha_mode = alpha_mode
+        self.premultiplied = premultiplied
         self.colour = colour
         self.writers: dict[str, Any] = {}
         self.audio: Optional[str] = None
@@ -275,7 +274,7 @@ class _Outputs:
         alpha = pha[:, :, None]
         if "composition" in self.writers:
             # Straight RGBA zeroes the colour where alpha is 0, as the official PNG writer does.
-            rgb = fgr * alpha if self.alpha_mode == "premultiplied" else fgr * (alpha > 0)
+            rgb = fgr * alpha if self.premultiplied else fgr * (alpha > 0)
             self.writers["composition"].write(number, np.concatenate([rgb, alpha], axis=2), ["R", "G", "B", "A"], like)
         if "alpha" in self.writers:
             self.writers["alpha"].write(number, alpha, ["A"], like)
@@ -366,12 +365,12 @@ def _check_mbps(mbps: Optional[float]) -> Optional[float]:
     return mbps
 
 
-def _check_alpha_mode(mode: Optional[str], output_type: str) -> str:
-    if mode is None:
-        return "premultiplied" if output_type == "exr_sequence" else "straight"
-    if mode not in ALPHA_MODES:
-        raise PlateError(f"output_alpha_mode {mode!r} is not one of {', '.join(ALPHA_MODES)}")
-    return mode
+def _check_premultiplied(premultiplied: Optional[bool], output_type: str) -> bool:
+    if premultiplied is None:
+        return output_type == "exr_sequence"
+    if not isinstance(premultiplied, bool):
+        raise PlateError(f"output_premultiplied {premultiplied!r} must be True, False or None")
+    return premultiplied
 
 
 def _as_frame_rate(rate: Union[Fraction, float, None]) -> Optional[Fraction]:

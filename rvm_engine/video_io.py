@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from av.video.stream import VideoStream
 
-from .colour import SRGB_ENCODED, default_input_space
+from .colour import SRGB_ENCODED, default_colour_space
 from .errors import FrameInputError, PlateError
 from .plates import Plate, read_plate, write_plate
 from .sequences import output_sequence, parse_sequence
@@ -185,7 +185,7 @@ class ImageSequenceSource(FrameSource):
         self.num_workers = num_workers
         first = read_plate(files[0][1])
         # EXR and float images are scene-linear Rec.709, 8/16-bit ones sRGB-encoded (the colour module's rule).
-        self.colour_space = default_input_space(files[0][1], first.pixel_type)
+        self.colour_space = default_colour_space(files[0][1], first.pixel_type)
         self.native_size = (first.width, first.height)
         super().__init__(resize or self.native_size, len(files), max(4, padding))
 

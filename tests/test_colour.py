@@ -11,7 +11,7 @@ from rvm_engine.colour import (
     SCENE_LINEAR_REC709,
     SRGB_ENCODED,
     PlateColour,
-    default_input_space,
+    default_colour_space,
     display_views,
 )
 from rvm_engine.errors import ColourError, FrameInputError
@@ -114,9 +114,9 @@ def test_unknown_colour_space_suggests_close_names():
 
 
 def test_aliases_and_roles_name_colour_spaces_too():
-    assert PlateColour("lin_rec709").input_space == SCENE_LINEAR_REC709
-    assert PlateColour("acescg").input_space == "ACEScg"
-    assert PlateColour("scene_linear").input_space == "ACEScg"
+    assert PlateColour("lin_rec709").colour_space == SCENE_LINEAR_REC709
+    assert PlateColour("acescg").colour_space == "ACEScg"
+    assert PlateColour("scene_linear").colour_space == "ACEScg"
 
 
 def test_display_view_rolls_highlights_off_where_the_srgb_curve_clips():
@@ -189,8 +189,8 @@ def test_mismatched_shapes_are_frame_input_errors():
         ("edit.mov", None, SRGB_ENCODED),
     ],
 )
-def test_default_input_space_follows_the_file_format(path, pixel_type, expected):
-    assert default_input_space(path, pixel_type) == expected
+def test_default_colour_space_follows_the_file_format(path, pixel_type, expected):
+    assert default_colour_space(path, pixel_type) == expected
 
 
 def test_the_users_ocio_config_is_used_when_set(tmp_path, monkeypatch):

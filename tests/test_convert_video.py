@@ -248,7 +248,7 @@ def test_premultiplied_png_composition_is_foreground_times_alpha(rvm_model, png_
         output_type="png_sequence",
         output_composition=str(tmp_path / "com"),
         output_foreground=str(tmp_path / "fgr"),
-        output_alpha_mode="premultiplied",
+        output_premultiplied=True,
         progress=False,
     )
     rgba, _, _, _ = _read(tmp_path / "com" / "0012.png")
@@ -422,7 +422,7 @@ def test_interrupting_a_png_render_leaves_only_whole_frames(rvm_model, ntsc_vide
         ({"output_alpha": "pha.mp4", "input_resize": (0, 64)}, FrameInputError, "input_resize"),
         ({"output_alpha": "pha.mp4", "input_resize": (95, 64)}, FrameInputError, "even width"),
         ({"output_alpha": "pha.mp4", "output_video_mbps": 0}, PlateError, "output_video_mbps"),
-        ({"output_alpha": "pha.mp4", "output_alpha_mode": "linear"}, PlateError, "output_alpha_mode"),
+        ({"output_alpha": "pha.mp4", "output_premultiplied": "linear"}, PlateError, "output_premultiplied"),
         ({"output_alpha": "pha.mp4", "output_frame_rate": -24}, PlateError, "output_frame_rate"),
         ({"output_type": "png_sequence", "output_alpha": "pha.mp4"}, PlateError, "looks like a video"),
         ({"output_alpha": "pha"}, PlateError, "video file name"),

@@ -114,7 +114,7 @@ def test_acescg_plates_render_end_to_end(rvm_model, portrait_clip, tmp_path):
         _write_exr(src / f"aces.{FIRST + i:04d}.exr", plate)
         aces.append(read_plate(src / f"aces.{FIRST + i:04d}.exr").pixels)
     settings = ClipSettings(alpha=str(tmp_path / "a.####.exr"), foreground=str(tmp_path / "fg.####.exr"),
-                            input_space="ACEScg", downsample_ratio=0.5)
+                            colour_space="ACEScg", downsample_ratio=0.5)
     render_sequence(str(src / "aces.####.exr"), None, settings, model=rvm_model, progress=False)
     session = MattingSession(rvm_model, downsample_ratio=0.5)
     colour = PlateColour("ACEScg")
