@@ -58,8 +58,8 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from bridge_server.client import BridgeClient, InlineFrame
-    from bridge_server.launch import ServerProcess
-    from bridge_server.remote_render import render_through_bridge
+    from bridge_server.client.launch import ServerProcess
+    from bridge_server.client.render import render_through_bridge
     from rvm_engine.clip import ClipSettings
     from rvm_engine.colour import SRGB_ENCODED
     from rvm_engine.plates import read_plate

@@ -76,9 +76,21 @@ def run_demo(out: str, *, through_bridge: bool = True) -> None:
 
 
 def _through_bridge(root: Path, source: str, frames: list[int], alpha: str, foreground: str) -> str:
-    from bridge_server.demo_bridge import render_sample_through_bridge
+    """Serve ``root`` from a bridge child process on a free loopback port, render ``frames`` of
+    ``source`` through it, stop the bridge (its log goes to ``root/bridge.log``); returns a line
+    saying how the frames were made."""
+    from tqdm import tqdm
 
-    return render_sample_through_bridge(root, source, frames, alpha, foreground)
+    from .client.launch import ServerProcess
+    from .client.render import render_through_bridge
+
+    with ServerProcess([str(root)], log_path=str(root / "bridge.log")) as server:
+        with tqdm(total=len(frames), unit="frame") as bar:
+            summary = render_through_bridge(server.address, source, frames, alpha=alpha, foreground=foreground,
+                                            progress=lambda done, total, result: bar.update(1))
+        address = server.address
+    in_sequence = sum(1 for result in summary.results if result.how == "sequence" and result.exact)
+    return f"through the bridge at {address} ({in_sequence} of {len(summary.results)} frames in sequence)"
 
 
 if __name__ == "__main__":

@@ -1,13 +1,14 @@
 """The bridge server: one ROUTER socket, models loaded once, many clients and clips.
 
 The main thread owns the socket (ZeroMQ sockets are not thread-safe): it decodes requests,
-answers the quick ones, hands frames to the pipeline and clip opening to a small control
-pool, and sends every reply that other threads queue for it. Each request id's reply is
-remembered for a while, so a client that times out and sends the same request again gets the
-same reply, and a request still running gains a second recipient instead of a second run.
-Replies to clients that went away are dropped by ZeroMQ; nothing else notices.
+answers the quick ones, hands frames to the stages and clip opening and render planning to a
+small control pool, and sends every reply that other threads queue for it. Each request id's
+reply is remembered for a while, so a client that times out and sends the same request again
+gets the same reply, and a request still running gains a second recipient instead of a second
+run. Nothing a client sends can stop the server: a request that hits a bug is answered
+``internal`` and the server goes on. Replies to clients that went away are dropped by ZeroMQ.
 
-Run it as ``rvm-bridge serve`` or ``python -m bridge_server.server``.
+Run it as ``rvm-bridge serve`` or ``python -m bridge_server serve``.
 """
 
 from __future__ import annotations
@@ -27,14 +28,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import zmq
 
 from rvm_engine import __version__
+from rvm_engine.stages import pool_sizes
 
-from . import keys
-from .addresses import bind_address, is_loopback, split_tcp
-from .errors import BridgeError
-from .parameters import CLIP_PARAMETERS, MODELS
-from .pathmap import PathMap
-from .pipeline import FramePipeline
-from .protocol import (
+from .client.addresses import bind_address, is_loopback, split_tcp
+from .client.errors import BadParameter, BridgeError, ClipConflict
+from .client.parameters import CLIP_PARAMETERS, MODELS
+from .client.pathmap import PathMap
+from .client.protocol import (
     DEFAULT_ADDRESS,
     PROTOCOL_VERSION,
     Limits,
@@ -47,11 +47,16 @@ from .protocol import (
     reply_header,
     split_envelope,
 )
-from .registry import Clip, ClipRegistry, ModelCache
+from .clips import Clip, ClipRegistry, ModelCache, Output
+from .curve import HandshakeWatch, secure_server
+from .frame_order import ClipOrder
 from .roots import PlateRoots
-from .scheduler import ClipOrder
+from .stages import FramePipeline
 
 log = logging.getLogger("rvm_bridge.server")
+_READERS, _WRITERS = pool_sizes()
+# Replies the client must not get again for a retry: the same request later may succeed.
+_NOT_REMEMBERED = ("busy", "shutting_down", "too_many_clips")
 
 
 @dataclass
@@ -63,10 +68,8 @@ class ServerConfig:
     keys_dir: Optional[str] = None
     device: str = "cpu"
     workers: int = 2
-    # Reading + colour in, and colour out + compression, outweigh the network on a GPU host: more
-    # threads for them where there are cores (the same sizing as the in-process render).
-    readers: int = max(2, min(4, (os.cpu_count() or 2) // 4))
-    writers: int = max(2, min(8, (os.cpu_count() or 2) // 2))
+    readers: int = _READERS
+    writers: int = _WRITERS
     memory_budget: int = 4 * 1024 ** 3
     max_clips: int = 32
     max_queued_per_clip: int = 64
@@ -75,12 +78,23 @@ class ServerConfig:
     cold_preroll: int = 12
     inline_wait: float = 3.0
     max_heads: int = 4
+    head_live: float = 30.0
     threads: Optional[int] = None
     preload: Sequence[str] = ("mobilenetv3",)
     path_map: PathMap = field(default_factory=PathMap)
     remembered_replies: int = 4096
-    remembered_bytes: int = 256 * 1024 ** 2
     ready_file: Optional[str] = None
+
+    def check(self) -> None:
+        """Raise BadParameter for settings that contradict each other or make no sense."""
+        for name in ("workers", "readers", "writers", "max_clips", "max_queued_per_clip", "max_heads",
+                     "memory_budget"):
+            if getattr(self, name) < 1:
+                raise BadParameter(f"{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
+        if self.preroll_limit < 0 or not 0 <= self.cold_preroll <= self.preroll_limit:
+            raise BadParameter(f"cold-preroll {self.cold_preroll} must be in 0..preroll-limit ({self.preroll_limit})")
+        if self.inline_wait < 0 or self.head_live < 0:
+            raise BadParameter("inline-wait and head-live must be 0 or more seconds")
 
 
 @dataclass
@@ -96,28 +110,29 @@ class BridgeServer:
     """A bridge bound to ``config.address``; ``serve_forever`` until ``stop`` or a signal."""
 
     def __init__(self, config: ServerConfig, engine: Any = None) -> None:
+        config.check()
         if not config.address.startswith(("ipc://", "inproc://")):
-            try:
-                split_tcp(config.address)
-            except ValueError as exc:
-                raise BridgeError(str(exc), "bad_parameter") from None
+            split_tcp(config.address)
         if not is_loopback(config.address) and not config.keys_dir:
-            raise BridgeError(f"{config.address} listens beyond this machine; give CURVE keys (--keys DIR, made by "
-                              "`rvm-bridge keys DIR`) or use a loopback address", "bad_parameter")
+            raise BadParameter(f"{config.address} listens beyond this machine; give CURVE keys (--keys DIR, made by "
+                               "`rvm-bridge keys DIR`) or use a loopback address")
+        self.roots = PlateRoots(config.roots)
         if engine is None:
-            from .engine_glue import Engine
+            from .engine_adapter import Engine
             engine = Engine(config.device, config.threads)
         self.config = config
         self.engine = engine
-        self.roots = PlateRoots(config.roots)
         self.lock = threading.Condition()
         self.models = ModelCache(engine.load_model)
         self.registry = ClipRegistry(max_clips=config.max_clips, memory_budget=config.memory_budget,
                                      state_nbytes=engine.state_nbytes)
-        self.outbox: queue.SimpleQueue[Tuple[str, Dict[str, Any], List[Any]]] = queue.SimpleQueue()
+        self.outbox: queue.SimpleQueue[Tuple[str, Dict[str, Any], List[Any], Optional[Output]]] = queue.SimpleQueue()
         self.in_flight: Dict[str, InFlight] = {}
-        self.remembered: collections.OrderedDict[str, Tuple[Dict[str, Any], List[Any]]] = collections.OrderedDict()
-        self.remembered_nbytes = 0
+        # id -> (header, the clip's record its inline buffers come from): the store holds no
+        # pixels of its own, so the memory budget that drops a record's pixels frees them.
+        self.remembered: collections.OrderedDict[str, Tuple[Dict[str, Any], Optional[Output]]] = \
+            collections.OrderedDict()
+        self.internal_errors = 0
         self.started = time.monotonic()
         self._stop = threading.Event()
         self._wake_send, self._wake_receive = pysocket.socketpair()
@@ -127,8 +142,14 @@ class BridgeServer:
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 1000)
         self.router.setsockopt(zmq.MAXMSGSIZE, max(config.limits.max_buffer_bytes, config.limits.max_header_bytes))
-        self.authenticator = keys.secure_server(self.router, config.keys_dir, self.context) if config.keys_dir else None
-        self.router.bind(bind_address(config.address))
+        try:
+            self.authenticator = secure_server(self.router, config.keys_dir, self.context) if config.keys_dir else None
+            self.handshakes = HandshakeWatch(self.router)
+            self.router.bind(bind_address(config.address))
+        except BaseException:
+            self.router.close(linger=0)
+            self.context.term()
+            raise
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.control = ThreadPoolExecutor(2, thread_name_prefix="rvm-open")
         self.pipeline = FramePipeline(engine=engine, registry=self.registry, roots=self.roots, lock=self.lock,
@@ -153,6 +174,8 @@ class BridgeServer:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self._wake_receive.fileno(), zmq.POLLIN)
+        if self.handshakes.socket is not None:
+            poller.register(self.handshakes.socket, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 events = dict(poller.poll(500))
@@ -163,6 +186,7 @@ class BridgeServer:
                         except zmq.Again:
                             break
                         self.handle([part.buffer for part in parts])
+                self.handshakes.drain()
                 self._drain_wake()
                 self.flush()
         finally:
@@ -178,6 +202,7 @@ class BridgeServer:
         self.pipeline.stop()
         self.control.shutdown(wait=True)
         self.flush()
+        self.handshakes.close()
         self.router.close(linger=1000)
         if self.authenticator is not None:
             self.authenticator.stop()
@@ -201,26 +226,42 @@ class BridgeServer:
 
     # -- requests ----------------------------------------------------------------------------
     def handle(self, parts: List[Any]) -> None:
-        """Decode one message and start answering it (main thread only)."""
+        """Decode one message and start answering it (main thread only). Never raises: a bug
+        while handling one request answers that request ``internal``."""
         route, body = split_envelope(parts)
+        request_id, op = "", ""
         try:
-            request = decode_request(body, self.config.limits)
-        except BridgeError as error:
-            request_id, op = "", ""
             try:
-                request_id, op = peek_id(parse_header(body[0], self.config.limits)) if body else ("", "")
-            except BridgeError:
-                pass
-            log.warning("refused %s message: [%s] %s", op or "a", error.code, error.message)
-            self._send(route, error_header(request_id, op, error.code, error.message, server_protocol=PROTOCOL_VERSION),
-                       [])
-            return
-        if request.id in self.remembered:
-            self.remembered.move_to_end(request.id)
-            header, buffers = self.remembered[request.id]
-            log.info("op=%s id=%s repeated: sending the reply already made", request.op, request.id)
-            self._send(route, header, buffers)
-            return
+                request = decode_request(body, self.config.limits)
+            except BridgeError as error:
+                try:
+                    request_id, op = peek_id(parse_header(body[0], self.config.limits)) if body else ("", "")
+                except BridgeError:
+                    pass
+                log.warning("refused %s message: [%s] %s", op or "a", error.code, error.message)
+                self._send(route, error_header(request_id, op, error.code, error.message,
+                                               server_protocol=PROTOCOL_VERSION), [])
+                return
+            request_id, op = request.id, request.op
+            self._start(route, request)
+        except Exception as error:  # noqa: BLE001 - one request's bug must not stop the server
+            self.internal_errors += 1
+            log.error("request %s (%s) hit a bug; answered internal and serving on", request_id or "?", op or "?",
+                      exc_info=error)
+            self.in_flight.pop(request_id, None)
+            self._send(route, error_header(request_id, op, "internal", f"the bridge hit a bug handling this "
+                                           f"request ({type(error).__name__}); its log has the traceback"), [])
+
+    def _start(self, route: List[Any], request: Request) -> None:
+        remembered = self.remembered.get(request.id)
+        if remembered is not None:
+            header, output = remembered
+            if output is None or output.images or not header.get("inline"):
+                self.remembered.move_to_end(request.id)
+                log.info("op=%s id=%s repeated: sending the reply already made", request.op, request.id)
+                self._send(route, header, [data for _, _, _, data in output.images] if output else [])
+                return
+            del self.remembered[request.id]  # its pixels were dropped: make the frame again
         if request.id in self.in_flight:
             # A retry of a request still running: it gets the one reply when it is made, and
             # at once a note that the work goes on, so its client's retries are not used up.
@@ -238,8 +279,9 @@ class BridgeServer:
                     self.pipeline.submit(self.registry.get(request.clip), request)
                 except BridgeError as error:
                     self.deliver(request.id, {"error": {"code": error.code, "message": error.message}}, [])
-        elif request.op == "open_clip":
-            self.control.submit(self._guarded, self._open_clip, request)
+        elif request.op in ("open_clip", "plan_render"):
+            operation = self._open_clip if request.op == "open_clip" else self._plan_render
+            self.control.submit(self._guarded, operation, request)
         else:
             self._guarded({"hello": self._hello, "describe_models": self._describe_models, "status": self._status,
                            "close_clip": self._close_clip}[request.op], request)
@@ -250,21 +292,24 @@ class BridgeServer:
         except Exception as error:  # noqa: BLE001 - every failure becomes an error reply
             code, message = self.engine.error_code(error)
             if code == "internal":
+                self.internal_errors += 1
                 log.error("%s failed", request.op, exc_info=error)
             self.deliver(request.id, {"error": {"code": code, "message": message}}, [])
 
     def _hello(self, request: Request) -> Dict[str, Any]:
         limits = self.config.limits
-        return {"server": "rvm-bridge", "version": __version__, "device": self.config.device,
+        return {"server": "rvm-bridge", "version": __version__, "device": self.config.device, "os": os.name,
                 "roots": list(self.roots.roots), "path_map": self.config.path_map.to_json(),
+                "preroll_limit": self.config.preroll_limit,
                 "limits": {"max_header_bytes": limits.max_header_bytes, "max_buffer_bytes": limits.max_buffer_bytes,
                            "max_image_side": limits.max_image_side, "max_image_pixels": limits.max_image_pixels,
                            "max_clips": self.config.max_clips}}
 
     def _describe_models(self, request: Request) -> Dict[str, Any]:
         loaded = {model["variant"] for model in self.models.describe()}
+        choices = {"compression": tuple(getattr(self.engine, "compressions", ()))}
         return {"models": [{"name": name, "help": text, "loaded": name in loaded} for name, text in MODELS],
-                "parameters": [parameter.describe() for parameter in CLIP_PARAMETERS],
+                "parameters": [parameter.describe(choices.get(parameter.name)) for parameter in CLIP_PARAMETERS],
                 "colour_spaces": self.engine.colour_spaces(), "device": self.config.device}
 
     def _status(self, request: Request) -> Dict[str, Any]:
@@ -274,37 +319,45 @@ class BridgeServer:
             fps = self.pipeline.throughput()
             memory = self.registry.memory()
             frames_total = self.pipeline.frames_total
+            dropped = dict(self.registry.dropped, recent=list(self.registry.recent_drops))
+            over = self.registry.over_budget
         return {"uptime_s": round(now - self.started, 3), "device": self.config.device,
                 "models": self.models.describe(), "clips": clips,
                 "queue_depth": sum(clip["queued"] + clip["busy"] for clip in clips),
                 "requests_in_flight": len(self.in_flight), "frames_total": frames_total,
-                "throughput_fps": round(fps, 3), "memory_bytes": memory, "memory_budget": self.registry.memory_budget}
+                "throughput_fps": round(fps, 3), "memory_bytes": memory["total"], "memory": memory,
+                "memory_budget": self.registry.memory_budget, "over_budget_bytes": over, "dropped": dropped,
+                "internal_errors": self.internal_errors, "refused_connections": self.handshakes.refused}
 
     def _open_clip(self, request: Request) -> Dict[str, Any]:
         settings = self._server_paths(request.settings)
         model = self.models.get(settings["variant"], settings["checkpoint"], settings["refiner"])
+        requested = dict(settings)
+        if settings["source"] and settings["first_frame"] is None:
+            settings["first_frame"] = self.engine.first_frame_on_disk(settings["source"])
         self.engine.new_state(settings, model)  # fails now, not on the first frame, for unusable settings
-        self.engine.prepare_outputs(settings)
+        self.engine.check_outputs(settings)
         config = self.config
+        now = time.monotonic()
         with self.lock:
             existing = self.registry.clips.get(request.clip)
             if existing is not None:
-                if existing.settings != settings:
-                    raise BridgeError(f"clip {request.clip} is open with other settings; close it or use another id",
-                                      "clip_conflict")
-                existing.last_used = time.monotonic()
-                return {"clip": request.clip, "kind": existing.kind, "attached": True, "settings": settings}
-            evicted = self.registry.make_room()
+                if existing.requested != requested:
+                    raise ClipConflict(f"clip {request.clip} is open with other settings; close it or use another id")
+                existing.last_used = now
+                return {"clip": request.clip, "kind": existing.kind, "attached": True, "settings": existing.settings}
+            evicted = self.registry.make_room(now)
             if evicted:
                 log.info("clip limit: closed idle clip %s", evicted)
             order = ClipOrder(sequence=bool(settings["source"]), first_frame=settings["first_frame"],
                               preroll_limit=config.preroll_limit, cold_preroll=config.cold_preroll,
-                              wait_s=config.inline_wait, max_heads=config.max_heads)
+                              wait_s=config.inline_wait, max_heads=config.max_heads, live_s=config.head_live)
             clip = self.registry.clips[request.clip] = Clip(request.clip, settings, model, order)
+            clip.requested = requested
         return {"clip": request.clip, "kind": clip.kind, "attached": False, "settings": settings}
 
     def _server_paths(self, settings: Dict[str, Any]) -> Dict[str, Any]:
-        """Settings with every path checked against the roots and resolved."""
+        """Settings with every path checked against the roots (spelled as the roots are)."""
         resolved = dict(settings)
         if settings["source"]:
             resolved["source"] = self.roots.resolve_pattern(settings["source"], "source")
@@ -315,6 +368,15 @@ class BridgeServer:
                                for name, pattern in settings["outputs"].items()}
         return resolved
 
+    def _plan_render(self, request: Request) -> Dict[str, Any]:
+        plan = request.plan
+        assert plan is not None
+        source = self.roots.resolve_pattern(plan.source, "source")
+        outputs = {name: self.roots.resolve_pattern(pattern, name + " output")
+                   for name, pattern in plan.outputs.items() if pattern}
+        return self.engine.plan_render(source, plan.frames, outputs, resume=plan.resume, shot_start=plan.shot_start,
+                                       preroll=plan.preroll, resume_limit=plan.resume_limit)
+
     def _close_clip(self, request: Request) -> Dict[str, Any]:
         with self.lock:
             clip = self.registry.get(request.clip)
@@ -322,25 +384,29 @@ class BridgeServer:
                 log.info("closing clip %s with frames in hand: they are still answered", clip.id)
             del self.registry.clips[clip.id]
             queued = [ticket for entry in clip.order.pending.values() for ticket in entry.tickets]
+            deferred = [r for entry in clip.order.pending.values() for r in entry.deferred]
             clip.order.pending.clear()
+            made = len(clip.order.made)
+            clip.forget_outputs()
             self.lock.notify_all()
-        for ticket in queued:
-            self.deliver(ticket.request.id, {"error": {"code": "unknown_clip",
-                                                      "message": f"clip {clip.id} was closed before this frame ran"}}, [])
-        return {"clip": clip.id, "frames_run": clip.frames_run, "frames_made": len(clip.order.made)}
+        message = f"clip {clip.id} was closed before this frame ran"
+        for request_id in [ticket.request.id for ticket in queued] + [r.id for r in deferred]:
+            self.deliver(request_id, {"error": {"code": "unknown_clip", "message": message}}, [])
+        return {"clip": clip.id, "frames_run": clip.frames_run, "frames_made": made}
 
     # -- replies -----------------------------------------------------------------------------
-    def deliver(self, request_id: str, header: Dict[str, Any], buffers: List[Any]) -> None:
+    def deliver(self, request_id: str, header: Dict[str, Any], buffers: List[Any],
+                output: Optional[Output] = None) -> None:
         """Queue the reply to ``request_id`` (any thread); ``header`` holds the op's fields, or
-        ``{"error": {"code", "message"}}``."""
-        self.outbox.put((request_id, header, buffers))
+        ``{"error": {"code", "message"}}``; ``output`` is the clip record inline buffers come from."""
+        self.outbox.put((request_id, header, buffers, output))
         self._wake()
 
     def flush(self) -> None:
         """Send every queued reply to each client waiting for it, and remember it (main thread)."""
         while True:
             try:
-                request_id, fields, buffers = self.outbox.get_nowait()
+                request_id, fields, buffers, output = self.outbox.get_nowait()
             except queue.Empty:
                 return
             job = self.in_flight.pop(request_id, None)
@@ -353,18 +419,17 @@ class BridgeServer:
                 header = reply_header(request_id, op, **fields)
             for route in job.routes:
                 self._send(route, header, buffers)
-            self._remember(request_id, header, buffers)
+            if not ("error" in fields and fields["error"]["code"] in _NOT_REMEMBERED):
+                self._remember(request_id, header, output)
             log.info(describe_reply(job, header, time.monotonic() - job.started))
 
-    def _remember(self, request_id: str, header: Dict[str, Any], buffers: List[Any]) -> None:
-        # Bounded in count and bytes: a retry of a forgotten inline reply is answered from the
-        # clip's record of the frame instead (same pixels, labelled cache).
-        self.remembered[request_id] = (header, buffers)
-        self.remembered_nbytes += sum(len(buffer) for buffer in buffers)
-        while self.remembered and (len(self.remembered) > self.config.remembered_replies
-                                   or self.remembered_nbytes > self.config.remembered_bytes):
-            _, (_, dropped) = self.remembered.popitem(last=False)
-            self.remembered_nbytes -= sum(len(buffer) for buffer in dropped)
+    def _remember(self, request_id: str, header: Dict[str, Any], output: Optional[Output]) -> None:
+        # Bounded in count; inline pixels belong to the clip's record and count in its budget.
+        if header.get("inline") and not (output is not None and output.images):
+            return  # its pixels are gone already: a retry makes the frame again
+        self.remembered[request_id] = (header, output if header.get("inline") else None)
+        while len(self.remembered) > self.config.remembered_replies:
+            self.remembered.popitem(last=False)
 
     def _send(self, route: List[Any], header: Dict[str, Any], buffers: Sequence[Any]) -> None:
         try:
@@ -388,17 +453,10 @@ def describe_reply(job: InFlight, header: Dict[str, Any], elapsed: float) -> str
         words.append(f"error={error.get('code')} ({error.get('message')})")
     elif request.op == "frame":
         made = header.get("made", {})
-        words.append(f"how={made.get('how')} preroll={made.get('preroll_frames')} exact={made.get('exact')}")
+        words.append(f"how={made.get('how')} preroll={made.get('preroll_frames')} exact={made.get('exact')} "
+                     f"head={made.get('head')}")
         timings = header.get("timings", {})
         words.extend(f"{key}={1000 * timings[key]:.1f}ms" for key in ("read", "preroll", "network", "write")
                      if key in timings)
     words.append(f"total={1000 * elapsed:.1f}ms")
     return " ".join(words)
-
-
-if __name__ == "__main__":
-    import sys
-
-    from .server_cli import main
-
-    sys.exit(main(sys.argv[1:]))

@@ -7,6 +7,7 @@ the frame number they belong to. The batch renderer and the bridge server hold o
 
 from __future__ import annotations
 
+import copy
 from typing import Optional, Union
 
 import numpy as np
@@ -59,6 +60,14 @@ class MattingSession:
         self.frames_run = 0
         self._size = None
         self.downsample_ratio = self.requested_ratio
+
+    def clone(self) -> MattingSession:
+        """An independent copy of this session: the same model, device, precision and ratio, the
+        recurrent state copied (so two chunks of a clip can each advance their own)."""
+        twin = copy.copy(self)
+        twin._rec = [None if r is None else r.clone() for r in self._rec]
+        twin._staging = None
+        return twin
 
     @property
     def is_cold(self) -> bool:

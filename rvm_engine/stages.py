@@ -9,9 +9,10 @@ the caller's thread; stopping a stage lets the item in hand finish, so no file i
 from __future__ import annotations
 
 import collections
+import os
 import queue
 import threading
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any, Callable, Generator, Iterable, Iterator, Optional
 
 
@@ -117,23 +118,46 @@ class WriteBehind:
         self._thread.join()
 
 
-def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, depth: int) -> Generator[Any, None, None]:
+def ordered_map(fn: Callable[[Any], Any], items: Iterable[Any], workers: int, depth: int,
+                pool: Optional[Executor] = None) -> Generator[Any, None, None]:
     """``fn(item)`` for each item on a pool of ``workers`` threads, at most ``depth`` ahead, yielded in order.
 
     For stages that are slow per item but independent (reading plates and converting their
-    colour): several run at once on a many-core machine. An exception surfaces at its item;
-    closing the generator cancels what has not started and waits for what has.
+    colour): several run at once on a many-core machine. ``pool`` runs them on an executor the
+    caller owns (the bridge's reader pool) instead of a new one. An exception surfaces at its
+    item; closing the generator cancels what has not started and waits for what has.
+
+    The one read-ahead loop of the project: the batch render, the video reader and the bridge's
+    pre-roll all read through it.
     """
     pending: collections.deque[Future] = collections.deque()
     source = iter(items)
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rvm-stage") as pool:
-        try:
-            for item in source:
-                pending.append(pool.submit(fn, item))
-                if len(pending) >= depth:
-                    yield pending.popleft().result()
-            while pending:
+    own = pool is None
+    executor = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="rvm-stage") if own else pool
+    assert executor is not None
+    try:
+        for item in source:
+            pending.append(executor.submit(fn, item))
+            if len(pending) >= max(1, depth):
                 yield pending.popleft().result()
-        finally:
-            for future in pending:
-                future.cancel()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+        for future in pending:
+            if not future.cancelled():
+                future.exception()  # let what has started finish before its inputs go away
+        if own:
+            executor.shutdown(wait=True)
+
+
+def pool_sizes(cores: Optional[int] = None) -> tuple[int, int]:
+    """(readers, writers) for a machine with ``cores`` cores (default: this one's).
+
+    Reading + colour in, and colour out + EXR compression, each cost more than the network on a
+    GPU host (bench/bench_render.py): they get more threads where there are cores for them. One
+    sizing for the in-process render and the bridge server.
+    """
+    cores = cores or os.cpu_count() or 2
+    return max(2, min(4, cores // 4)), max(2, min(8, cores // 2))

@@ -13,8 +13,6 @@ import functools
 import os
 import re
 import uuid
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Iterator, Optional, Sequence, cast
@@ -29,6 +27,7 @@ from .colour import SRGB_ENCODED, default_colour_space
 from .errors import FrameInputError, PlateError
 from .plates import Plate, read_plate, write_plate
 from .sequences import output_sequence, parse_sequence
+from .stages import ordered_map
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 EXR_EXTENSION = ".exr"
@@ -206,19 +205,7 @@ class ImageSequenceSource(FrameSource):
                 yield self._load(number, path)
             return
         # Decode ahead on worker threads, keeping clip order and a bounded number of frames in memory.
-        with ThreadPoolExecutor(self.num_workers, thread_name_prefix="rvm-read") as pool:
-            ahead: deque[Future[SourceFrame]] = deque()
-            todo = iter(self.files)
-            try:
-                for number, path in todo:
-                    ahead.append(pool.submit(self._load, number, path))
-                    if len(ahead) > 2 * self.num_workers:
-                        yield ahead.popleft().result()
-                while ahead:
-                    yield ahead.popleft().result()
-            finally:
-                for pending in ahead:
-                    pending.cancel()
+        yield from ordered_map(lambda item: self._load(*item), self.files, self.num_workers, 2 * self.num_workers + 1)
 
 
 def _images_in_folder(folder: str) -> tuple[list[tuple[int, str]], int]:

@@ -14,7 +14,8 @@ import pytest
 import zmq
 
 from bridge_server.client import BridgeClient
-from bridge_server.errors import BridgeTimeout, ProtocolError, RemoteError
+from bridge_server.client.errors import BridgeTimeout, ProtocolError, RemoteError
+from bridge_server.client.protocol import PROTOCOL_VERSION
 
 HOST_SIDE = ["client.py", "protocol.py", "errors.py", "pathmap.py", "parameters.py", "keys.py", "launch.py",
              "addresses.py"]
@@ -58,7 +59,7 @@ class ScriptedServer:
 
 
 def ok(request, **fields):
-    return dict({"protocol": 1, "id": request["id"], "op": request["op"], "ok": True}, **fields)
+    return dict({"protocol": PROTOCOL_VERSION, "id": request["id"], "op": request["op"], "ok": True}, **fields)
 
 
 def test_a_silent_address_raises_bridge_timeout_after_the_retries():
@@ -118,7 +119,7 @@ def test_a_server_error_reply_becomes_the_matching_exception():
 
 
 def test_a_server_speaking_another_protocol_is_refused():
-    server = ScriptedServer(lambda request: [(dict(ok(request), protocol=2), [])])
+    server = ScriptedServer(lambda request: [(dict(ok(request), protocol=PROTOCOL_VERSION + 1), [])])
     try:
         with BridgeClient(server.address, timeout=5) as client:
             with pytest.raises(ProtocolError) as caught:
@@ -150,7 +151,7 @@ def test_an_inline_reply_whose_buffer_is_short_is_a_protocol_error():
 
 
 def test_paths_are_mapped_on_the_way_out_and_back():
-    from bridge_server.pathmap import PathMap
+    from bridge_server.client.pathmap import PathMap
 
     def script(request):
         if request["op"] == "hello":
@@ -176,7 +177,7 @@ def test_paths_are_mapped_on_the_way_out_and_back():
 
 
 def test_the_host_side_modules_import_no_torch_numpy_oiio_or_engine():
-    code = ("import sys, bridge_server.client, bridge_server.launch, bridge_server.remote_render; "
+    code = ("import sys, bridge_server.client, bridge_server.client.launch, bridge_server.client.render; "
             "heavy = [m for m in ('torch', 'numpy', 'OpenImageIO', 'rvm_engine') if m in sys.modules]; "
             "print(heavy); sys.exit(1 if heavy else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge_server.pathmap import ENVIRONMENT_VARIABLE, PathMap, PathRule
+from bridge_server.client.pathmap import ENVIRONMENT_VARIABLE, PathMap, PathRule
 
 WINDOWS_TO_LINUX = PathMap([PathRule("P:\\shows", "/mnt/shows")])
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge_server.errors import ERROR_CODES, BridgeError, OrderError, ProtocolError, RemoteError, error_for_code
-from bridge_server.parameters import CLIP_PARAMETERS
-from bridge_server.protocol import PROTOCOL_VERSION, Limits, decode_request, encode, request_header, split_envelope
+from bridge_server.client.errors import ERROR_CODES, BridgeError, OrderError, ProtocolError, RemoteError, error_for_code
+from bridge_server.client.parameters import CLIP_PARAMETERS
+from bridge_server.client.protocol import PROTOCOL_VERSION, Limits, decode_request, encode, request_header, split_envelope
 
 SMALL = Limits(max_header_bytes=4096, max_buffer_bytes=1 << 20, max_image_side=512, max_image_pixels=512 * 512)
 
@@ -59,12 +59,12 @@ def test_a_client_speaking_another_protocol_version_is_told_so():
     ([], "bad_message"),
     ([b"\xff\xfe not utf-8"], "bad_message"),
     ([b"[1, 2, 3]"], "bad_message"),
-    ([b'{"protocol": 1, "id": "x", "op": "frame", "frame": NaN}'], "bad_message"),
+    ([b'{"protocol": PROTOCOL_VERSION, "id": "x", "op": "frame", "frame": NaN}'], "bad_message"),
     ([b"[" * 4000], "bad_message"),
     ([b" " * 5000], "too_large"),
-    ([json.dumps({"protocol": 1, "id": "x", "op": "teleport"}).encode()], "unknown_op"),
-    ([json.dumps({"protocol": 1, "id": "bad id!", "op": "hello"}).encode()], "bad_message"),
-    ([json.dumps({"protocol": 1, "id": "x", "op": "hello"}).encode(), b"stray"], "bad_buffer"),
+    ([json.dumps({"protocol": PROTOCOL_VERSION, "id": "x", "op": "teleport"}).encode()], "unknown_op"),
+    ([json.dumps({"protocol": PROTOCOL_VERSION, "id": "bad id!", "op": "hello"}).encode()], "bad_message"),
+    ([json.dumps({"protocol": PROTOCOL_VERSION, "id": "x", "op": "hello"}).encode(), b"stray"], "bad_buffer"),
     ([json.dumps({"protocol": True, "id": "x", "op": "hello"}).encode()], "protocol_version"),
 ])
 def test_malformed_messages_get_their_error_code(parts, code):

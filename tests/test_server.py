@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bridge_server.client import BridgeClient, InlineFrame
-from bridge_server.remote_render import render_through_bridge
-from bridge_server.server_cli import format_status
+from bridge_server.client.render import render_through_bridge
+from bridge_server.commands.status import format_status
 
 from .test_server_support import FIRST, RawPeer, frame_path, pixels, reference_render, start_bridge, write_shot
 
@@ -105,7 +105,7 @@ def test_going_back_past_the_held_state_without_a_plate_prerolls_again(shot, cli
 
 
 def test_strict_order_refuses_a_frame_that_would_need_preroll(shot, client):
-    from bridge_server.errors import OrderError
+    from bridge_server.client.errors import OrderError
 
     clip = open_sequence(client, shot, "strict")
     assert clip.frame(FIRST, strict=True).how == "sequence"
@@ -174,7 +174,7 @@ def test_inline_frames_can_come_back_inline_as_float32_buffers(shot, client):
 
 
 def test_a_request_retried_after_a_time_out_returns_the_same_plate_and_runs_once(shot, client):
-    from bridge_server.protocol import encode, request_header
+    from bridge_server.client.protocol import encode, request_header
 
     clip = open_sequence(client, shot, "retry")
     message = encode(request_header("frame", "retry-1001", clip=clip.id, frame=FIRST))
@@ -263,7 +263,7 @@ def test_the_render_command_with_server_refuses_what_the_in_process_render_refus
 
 
 def test_a_host_asking_to_write_over_the_source_gets_a_plate_error_and_the_source_survives(shot, client):
-    from bridge_server.errors import RemoteError
+    from bridge_server.client.errors import RemoteError
 
     before = pixels(frame_path(shot.pattern, FIRST))
     clip = client.open_clip(source=shot.pattern, first_frame=FIRST, outputs={"alpha": shot.pattern.replace("####", "$F4")})
@@ -274,7 +274,7 @@ def test_a_host_asking_to_write_over_the_source_gets_a_plate_error_and_the_sourc
 
 
 def test_compression_levels_reach_the_server_and_unknown_ones_are_refused_when_the_clip_opens(shot, client):
-    from bridge_server.errors import RemoteError
+    from bridge_server.client.errors import RemoteError
 
     clip = open_sequence(client, shot, "dwaa", compression="dwaa:45")
     assert clip.frame(FIRST).how in ("sequence", "preroll")

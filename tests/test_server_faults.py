@@ -15,9 +15,9 @@ from types import SimpleNamespace
 import pytest
 
 from bridge_server.client import BridgeClient
-from bridge_server.errors import BridgeError, BridgeTimeout, RemoteError
-from bridge_server.launch import ServerProcess
-from bridge_server.protocol import encode, request_header
+from bridge_server.client.errors import BridgeError, BridgeTimeout, RemoteError
+from bridge_server.client.launch import ServerProcess
+from bridge_server.client.protocol import encode, request_header
 
 from .test_server_support import FIRST, RawPeer, start_bridge, write_shot
 
@@ -83,7 +83,7 @@ def test_four_clients_on_three_clips_of_fifty_frames_lose_and_duplicate_nothing(
 KILLED_CLIENT = """
 import sys, time, zmq
 from bridge_server.client import BridgeClient
-from bridge_server.protocol import encode, request_header
+from bridge_server.client.protocol import encode, request_header
 address, pattern, out = sys.argv[1:4]
 BridgeClient(address).open_clip("doomed", source=pattern, first_frame=1001, outputs={"alpha": out})
 socket = zmq.Context.instance().socket(zmq.DEALER)
@@ -191,7 +191,7 @@ def test_plates_outside_the_roots_are_refused(farm, client, tmp_path):
 
 
 def test_a_curve_server_admits_only_clients_holding_the_key(tmp_path):
-    from bridge_server.keys import make_keys
+    from bridge_server.client.keys import make_keys
 
     keys = str(tmp_path / "keys")
     make_keys(keys)

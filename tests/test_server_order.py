@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bridge_server.scheduler import ClipOrder, cold_start
+from bridge_server.frame_order import ClipOrder, cold_start
 
 
 def queue(order, frame, now=0.0, prepared=True):

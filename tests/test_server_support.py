@@ -10,7 +10,7 @@ from typing import Dict, List
 import numpy as np
 import zmq
 
-from bridge_server.launch import ServerProcess
+from bridge_server.client.launch import ServerProcess
 
 FIRST = 1001
 # One thread per network run: steady on small shared CI machines, and the same count in the

@@ -1,9 +1,10 @@
 """Start a bridge server as a child process, wait until it answers, stop it cleanly.
 
-For the README's one-command demo, the benchmark and the tests: ``with ServerProcess(roots)
-as server: BridgeClient(server.address)...``. The child listens on a free loopback port
-unless told otherwise and writes its bound address to a ready file, so there is no port race.
-Standard library and pyzmq only.
+For the README's one-command demo, the benchmark, the tests and a host's "start a local
+bridge" button: ``with ServerProcess(roots) as server: BridgeClient(server.address)...``. The
+child (``python -m bridge_server serve``, run by ``python``: the bridge's own interpreter, not
+the host's) listens on a free loopback port unless told otherwise and writes its bound address
+to a ready file, so there is no port race. Standard library and pyzmq only.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from .errors import BridgeError, BridgeTimeout
 
 
 class ServerProcess:
-    """A ``python -m bridge_server.server`` child; ``extra_args`` are more ``serve`` options."""
+    """A ``python -m bridge_server serve`` child; ``extra_args`` are more ``serve`` options."""
 
     def __init__(self, roots: Sequence[str], *, address: str = "tcp://127.0.0.1:0", extra_args: Sequence[str] = (),
                  log_path: Optional[str] = None, python: str = sys.executable) -> None:
@@ -35,7 +36,7 @@ class ServerProcess:
         self._log: Optional[IO[Any]] = None
 
     def command(self, ready_file: str) -> List[str]:
-        command = [self.python, "-m", "bridge_server.server", "--address", self.requested_address,
+        command = [self.python, "-m", "bridge_server", "serve", "--address", self.requested_address,
                    "--ready-file", ready_file]
         for root in self.roots:
             command += ["--root", root]

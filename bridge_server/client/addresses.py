@@ -9,14 +9,16 @@ import ipaddress
 import re
 from typing import Tuple
 
+from .errors import BadParameter
+
 _TCP = re.compile(r"^tcp://(\[[^\]]+\]|[^:/]+):(\d+|\*)$")
 
 
 def split_tcp(address: str) -> Tuple[str, str]:
-    """``(host, port)`` of a ``tcp://host:port`` address; raises ValueError for anything else."""
+    """``(host, port)`` of a ``tcp://host:port`` address; raises BadParameter for anything else."""
     match = _TCP.match(address)
     if not match:
-        raise ValueError(f"address {address!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:5701)")
+        raise BadParameter(f"address {address!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:5701)")
     return match.group(1).strip("[]"), match.group(2)
 
 
@@ -27,7 +29,7 @@ def is_loopback(address: str) -> bool:
         return True
     try:
         host, _ = split_tcp(address)
-    except ValueError:
+    except BadParameter:
         return False
     if host == "localhost":
         return True
@@ -44,4 +46,16 @@ def bind_address(address: str) -> str:
         if port == "0":
             host = f"[{host}]" if ":" in host else host
             return f"tcp://{host}:*"
+    return address
+
+
+def check_address(address: str) -> str:
+    """``address`` if a client can connect to it (tcp://HOST:PORT, ipc://, inproc://); raises
+    BadParameter otherwise, before ZeroMQ would say only "Invalid argument"."""
+    if address.startswith(("ipc://", "inproc://")):
+        return address
+    _, port = split_tcp(address)
+    if port in ("*", "0"):
+        raise BadParameter(f"address {address!r} names no port to connect to; give the server's port, "
+                           "e.g. tcp://127.0.0.1:5701")
     return address

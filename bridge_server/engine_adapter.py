@@ -1,15 +1,18 @@
 """The one place the bridge server calls the engine (``rvm_engine``).
 
-Everything the server does to pixels goes through ``Engine``: loading models, making a
-clip's recurrent state (a ``ClipMatter`` per scheduler head), reading plates, turning inline
-buffers into plates, matting, writing, and mapping engine errors to protocol error codes.
-The rest of ``bridge_server`` treats plates, states and results as opaque objects.
+Everything the server does to pixels goes through ``Engine``: loading models, making, resetting
+and cloning a clip's recurrent states (a ``ClipMatter`` per frame-order head), reading plates,
+turning inline buffers into plates, matting, writing, planning renders, and mapping engine
+errors to protocol error codes. The rest of ``bridge_server`` treats plates, states and
+results as opaque objects.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 import traceback
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -17,12 +20,12 @@ import torch
 from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, prepare_plate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
-from rvm_engine.plates import Plate, check_compression, read_plate
+from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, read_plate
 from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
 
-from .errors import BridgeError
-from .protocol import InlineImage
+from .client.errors import BridgeError
+from .client.protocol import InlineImage
 
 _CODES = ((PlateError, "plate_error"), (FrameInputError, "frame_input"), (WeightsError, "weights_error"),
           (ColourError, "colour_error"))
@@ -31,6 +34,8 @@ _NUMPY_DTYPES: Dict[str, Any] = {"float16": np.dtype("<f2"), "float32": np.dtype
 
 class Engine:
     """The engine on one device (``cpu``, ``cuda``, ``cuda:1``)."""
+
+    compressions = EXR_COMPRESSIONS
 
     def __init__(self, device: str = "cpu", threads: Optional[int] = None) -> None:
         self.device = device
@@ -50,20 +55,45 @@ class Engine:
             variant=settings["variant"], checkpoint=settings["checkpoint"], refiner=settings["refiner"],
             downsample_ratio=settings["downsample_ratio"], colour_space=settings["colour_space"],
             ocio_config=settings["ocio_config"], to_model=settings["to_model"],
-            rgba_premultiplied=settings["rgba_premultiplied"],
-            precision=settings["precision"], device=self.device, alpha=outputs["alpha"],
-            foreground=outputs["foreground"], rgba=outputs["rgba"], pixel_type=settings["pixel_type"],
-            compression=settings["compression"], layer=settings["layer"])
+            rgba_premultiplied=settings["rgba_premultiplied"], precision=settings["precision"], device=self.device,
+            alpha=outputs["alpha"], foreground=outputs["foreground"], rgba=outputs["rgba"],
+            pixel_type=settings["pixel_type"], compression=settings["compression"], layer=settings["layer"])
+
+    def check_outputs(self, settings: Dict[str, Any]) -> None:
+        """Check what a clip writes before it opens (the server checked the folders are under its
+        roots): the compression, a frame token in every output of a clip that writes more than
+        one frame, outputs that would write two plates to one file or over the source plates, and
+        usable output folders (created). Raises PlateError."""
+        check_compression(settings["compression"])
+        self.clip_settings(settings).check()
+        outputs = {name: pattern for name, pattern in settings["outputs"].items() if pattern}
+        sample = [settings["first_frame"] or 0, (settings["first_frame"] or 0) + 1]
+        for name, pattern in outputs.items():
+            output_sequence(pattern, sample, create_folder=True)  # no token: two frames would share one file
+            if settings["source"]:
+                source = settings["source"]
+                if any(os.path.normpath(_path_of(pattern, f)) == os.path.normpath(_path_of(source, f)) for f in sample):
+                    raise PlateError(f"the {name} output {pattern} names the source plates {source}; choose another "
+                                     "output name so the source is not overwritten")
 
     @staticmethod
-    def prepare_outputs(settings: Dict[str, Any]) -> None:
-        """Check the compression and create the output folders (the server checked they are under
-        its roots); raises PlateError for an unknown compression or a folder that cannot be made
-        or written to."""
-        check_compression(settings["compression"])
-        for pattern in settings["outputs"].values():
-            if pattern:
-                output_sequence(pattern, [settings["first_frame"] or 0], create_folder=True)
+    def plan_render(source: str, frames: Union[None, str, List[int]], outputs: Dict[str, str], *, resume: bool,
+                    shot_start: Optional[int], preroll: int, resume_limit: int) -> Dict[str, Any]:
+        """Plan a render of ``frames`` of ``source`` into ``outputs`` by the engine's own rules (the
+        in-process render's): the frames (missing ones are a PlateError now), the checked outputs,
+        and the frames to run in order, each with the outputs to write (none for a pre-roll frame
+        or a complete plate). See ``rvm_engine.resume``."""
+        from rvm_engine.resume import plan_render_run
+
+        return plan_render_run(source, frames, outputs, resume=resume, shot_start=shot_start, preroll=preroll,
+                               exact_limit=resume_limit)
+
+    def first_frame_on_disk(self, pattern: str) -> Optional[int]:
+        """The lowest frame of ``pattern`` on disk, or None when none is there yet."""
+        try:
+            return min(parse_sequence(pattern, None).frames)
+        except (PlateError, ValueError):
+            return None
 
     def new_state(self, settings: Dict[str, Any], model: Any) -> ClipMatter:
         """A cold recurrent state for a clip. Raises PlateError/ColourError/FrameInputError for
@@ -78,8 +108,21 @@ class Engine:
         state.reset()
 
     @staticmethod
+    def clone_state(state: ClipMatter) -> ClipMatter:
+        """An independent copy of ``state`` (its recurrent tensors copied), sharing the model."""
+        clone = copy.copy(state)
+        clone.session = state.session.clone()
+        return clone
+
+    @staticmethod
     def state_nbytes(state: ClipMatter) -> int:
         return state.state_nbytes()
+
+    @staticmethod
+    def plate_nbytes(plate: Union[Plate, PreparedPlate]) -> int:
+        if isinstance(plate, PreparedPlate):
+            return int(plate.plate.pixels.nbytes + plate.model_rgb.nbytes)
+        return int(plate.pixels.nbytes)
 
     # -- plates ------------------------------------------------------------------------------
     @staticmethod
@@ -111,8 +154,8 @@ class Engine:
         height, width, channels = image.shape
         pixels = np.frombuffer(data, dtype=_NUMPY_DTYPES[image.dtype]).reshape(height, width, channels)
         rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float32)
-        return Plate(rgb, ["R", "G", "B"], (0, 0, width, height), pixel_type="half" if image.dtype == "float16"
-                     else "float")
+        return Plate(rgb, ["R", "G", "B"], (0, 0, width, height),
+                     pixel_type="half" if image.dtype == "float16" else "float")
 
     # -- matting and writing -----------------------------------------------------------------
     @staticmethod
@@ -123,9 +166,15 @@ class Engine:
         return state.matte(plate, frame, keep=keep, foreground=foreground)
 
     @staticmethod
-    def write(state: ClipMatter, result: MatteResult, frame: int) -> Dict[str, str]:
-        """Write the clip's plates for ``result`` atomically; returns ``{output: path}``."""
-        return state.write(result)
+    def output_paths(state: ClipMatter, frame: int) -> Dict[str, str]:
+        return state.output_paths(frame)
+
+    @staticmethod
+    def write(state: ClipMatter, result: MatteResult, skip: Sequence[str] = ()) -> Dict[str, str]:
+        """Write the clip's plates for ``result`` atomically, except the outputs in ``skip``;
+        returns ``{output: path}`` of those written. Raises PlateError (also for a file in the
+        way that rvm-bridge did not write)."""
+        return state.write(result, skip=tuple(skip))
 
     @staticmethod
     def inline_outputs(result: MatteResult, dtype: str) -> List[Tuple[str, List[int], str, bytes]]:
@@ -145,7 +194,7 @@ class Engine:
 
     @staticmethod
     def error_code(error: BaseException) -> Tuple[str, str]:
-        """The protocol error code and message for an exception raised while serving a frame."""
+        """The protocol error code and message for an exception raised while serving a request."""
         if isinstance(error, BridgeError):
             return error.code, error.message
         for kind, code in _CODES:
@@ -156,6 +205,13 @@ class Engine:
         if isinstance(error, MemoryError):
             return "too_large", "the server ran out of memory for this frame; send a smaller image"
         return "internal", "".join(traceback.format_exception_only(type(error), error)).strip()
+
+
+def _path_of(pattern: str, frame: int) -> str:
+    try:
+        return output_sequence(pattern, [frame]).path(frame)
+    except PlateError:
+        return pattern
 
 
 def _encode(pixels: np.ndarray, dtype: str) -> bytes:

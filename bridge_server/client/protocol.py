@@ -1,0 +1,382 @@
+"""The bridge protocol: ZeroMQ multipart messages, a versioned JSON header first, then buffers.
+
+``docs/protocol.md`` is the readable contract; this module is its executable half, shared by
+the server (which decodes requests) and the client (which encodes them). Decoding is a pure
+function of the message parts and the server's limits: any bytes give a ``Request`` or a
+``ProtocolError``/``BadParameter`` with a stable code, never another exception. Every field is
+type-checked before it is used (a dict where a string belongs must not reach a ``dict``
+lookup, which would raise ``TypeError``).
+
+Standard library only (Python 3.7+): hosts import this inside Nuke's and Resolve's Pythons.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from .errors import BadBuffer, BadDtype, BadMessage, BadParameter, TooLarge, UnknownOperation, VersionMismatch
+from .parameters import CLIP_PARAMETERS, INLINE_DTYPES, OUTPUT_NAMES, Parameter
+
+PROTOCOL_VERSION = 2
+# Clear of Nuke's Frame Server ports (5558-5662).
+DEFAULT_PORT = 5701
+DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
+
+OPS = ("hello", "describe_models", "status", "open_clip", "frame", "close_clip", "plan_render")
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+MAX_FRAME_NUMBER = 10 ** 9
+MAX_PATH_CHARS = 4096
+MAX_RANGE_CHARS = 4096
+MAX_LISTED_FRAMES = 100_000
+MAX_PREROLL = 100_000
+
+Buffer = Union[bytes, memoryview, bytearray]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the server accepts; every bound is inclusive."""
+
+    max_header_bytes: int = 64 * 1024
+    max_buffer_bytes: int = 1024 ** 3
+    max_image_side: int = 16384
+    max_image_pixels: int = 8192 * 8192
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """An image carried in a message buffer: ``shape`` is ``(height, width, channels)``."""
+
+    buffer: int
+    shape: Tuple[int, int, int]
+    dtype: str
+
+    @property
+    def nbytes(self) -> int:
+        height, width, channels = self.shape
+        return height * width * channels * INLINE_DTYPES[self.dtype]
+
+
+@dataclass
+class RenderPlanRequest:
+    """What ``plan_render`` asks: a source pattern, a frame range, the outputs, and how to resume."""
+
+    source: str
+    frames: Union[None, str, List[int]]
+    outputs: Dict[str, Optional[str]]
+    resume: bool = False
+    shot_start: Optional[int] = None
+    preroll: int = 32
+    resume_limit: int = 1000
+
+
+@dataclass
+class Request:
+    """One decoded request; fields an operation does not use keep their defaults.
+
+    ``write`` names the outputs to write for a frame (None: all of the clip's; empty: run the
+    frame only, as a pre-roll); ``refresh`` makes a frame again even when a plate of it is cached.
+    """
+
+    op: str
+    id: str
+    client: str = ""
+    clip: str = ""
+    settings: Dict[str, Any] = field(default_factory=dict)
+    frame: int = 0
+    source_path: Optional[str] = None
+    inline: Optional[InlineImage] = None
+    strict: bool = False
+    refresh: bool = False
+    write: Optional[Tuple[str, ...]] = None
+    plan: Optional[RenderPlanRequest] = None
+    buffers: List[Buffer] = field(default_factory=list)
+
+
+def encode(header: Dict[str, Any], buffers: Sequence[Buffer] = ()) -> List[Buffer]:
+    """Message parts for ``header`` (JSON, no NaN) followed by ``buffers`` as they are."""
+    text = json.dumps(header, separators=(",", ":"), allow_nan=False)
+    return [text.encode("utf-8")] + list(buffers)
+
+
+def request_header(op: str, request_id: str, **fields: Any) -> Dict[str, Any]:
+    """A request header with the protocol version, operation and request id filled in."""
+    header = {"protocol": PROTOCOL_VERSION, "op": op, "id": request_id}
+    header.update(fields)
+    return header
+
+
+def reply_header(request_id: str, op: str, **fields: Any) -> Dict[str, Any]:
+    header = {"protocol": PROTOCOL_VERSION, "id": request_id, "op": op, "ok": True}
+    header.update(fields)
+    return header
+
+
+def error_header(request_id: str, op: str, code: str, message: str, **fields: Any) -> Dict[str, Any]:
+    header = {"protocol": PROTOCOL_VERSION, "id": request_id, "op": op, "ok": False,
+              "error": {"code": code, "message": message}}
+    header.update(fields)
+    return header
+
+
+def split_envelope(parts: Sequence[Buffer]) -> Tuple[List[Buffer], List[Buffer]]:
+    """Split a ROUTER message into its routing envelope (through the empty delimiter) and body.
+
+    A peer that sent no delimiter gets replies routed by its identity alone.
+    """
+    for index, part in enumerate(parts):
+        if len(part) == 0:
+            return list(parts[: index + 1]), list(parts[index + 1:])
+    return list(parts[:1]), list(parts[1:])
+
+
+def parse_header(raw: Buffer, limits: Limits) -> Dict[str, Any]:
+    """The JSON object in ``raw``; raises ``BadMessage`` or ``TooLarge``."""
+    if len(raw) > limits.max_header_bytes:
+        raise TooLarge(f"header is {len(raw)} bytes; the limit is {limits.max_header_bytes}")
+    try:
+        header = json.loads(bytes(raw).decode("utf-8"), parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
+        raise BadMessage(f"header is not UTF-8 JSON: {str(error)[:200]}") from None
+    if not isinstance(header, dict):
+        raise BadMessage("header must be a JSON object")
+    return header
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in a header")
+
+
+def peek_id(header: Dict[str, Any]) -> Tuple[str, str]:
+    """The request id and op of a header, as far as they are usable, for error replies."""
+    request_id = header.get("id")
+    op = header.get("op")
+    return (
+        request_id if isinstance(request_id, str) and _ID.fullmatch(request_id) else "",
+        op if isinstance(op, str) and op in OPS else "",
+    )
+
+
+def decode_request(parts: Sequence[Buffer], limits: Limits = Limits()) -> Request:
+    """Decode a request's parts (header, then buffers; no routing envelope).
+
+    Raises a ``ProtocolError`` (bad_message, protocol_version, unknown_op, bad_buffer,
+    bad_dtype, too_large) or ``BadParameter`` (bad_parameter); nothing else escapes.
+    """
+    if not parts:
+        raise BadMessage("empty message: a JSON header is required")
+    header = parse_header(parts[0], limits)
+    version = header.get("protocol")
+    if not _is_int(version) or version != PROTOCOL_VERSION:
+        raise VersionMismatch(f"client speaks protocol {_shown(version)}, this server speaks {PROTOCOL_VERSION}; "
+                              "update the client or the server so they match")
+    request = Request(op=_op(header), id=_text(header, "id", pattern=_ID), buffers=list(parts[1:]))
+    if request.op == "hello":
+        request.client = _text(header, "client", max_chars=200) if header.get("client") is not None else ""
+    if request.op in ("open_clip", "frame", "close_clip"):
+        request.clip = _text(header, "clip", pattern=_ID)
+    if request.op == "open_clip":
+        request.settings = decode_settings(header.get("settings", {}))
+    elif request.op == "plan_render":
+        request.plan = _decode_plan(header)
+    if request.op == "frame":
+        _decode_frame(header, request, limits)
+    elif request.buffers:
+        raise BadBuffer(f"{request.op} takes no buffers; {len(request.buffers)} were sent")
+    return request
+
+
+def _op(header: Dict[str, Any]) -> str:
+    op = header.get("op")
+    if not isinstance(op, str):
+        raise BadMessage("header field 'op' must be a string")
+    if op not in OPS:
+        raise UnknownOperation(f"unknown operation {op[:64]!r}; known: {', '.join(OPS)}")
+    return op
+
+
+def _decode_frame(header: Dict[str, Any], request: Request, limits: Limits) -> None:
+    request.frame = _integer(header, "frame")
+    request.strict = _boolean(header, "strict", False)
+    request.refresh = _boolean(header, "refresh", False)
+    request.write = _output_names(header.get("write"))
+    source = header.get("source")
+    if source is None:
+        if request.buffers:
+            raise BadBuffer("buffers were sent but 'source' names no inline image")
+        return
+    if not isinstance(source, dict) or len(source) != 1 or not ({"path", "inline"} & set(source)):
+        raise BadMessage("'source' must be {\"path\": ...} or {\"inline\": {...}}")
+    if "path" in source:
+        request.source_path = _path(source, "path")
+        if request.buffers:
+            raise BadBuffer("a frame given by path takes no buffers")
+        return
+    request.inline = decode_inline(source["inline"], len(request.buffers), limits)
+    actual = len(request.buffers[request.inline.buffer])
+    if actual != request.inline.nbytes:
+        raise BadBuffer(f"inline buffer holds {actual} bytes but shape {list(request.inline.shape)} "
+                        f"{request.inline.dtype} needs {request.inline.nbytes}")
+
+
+def _output_names(value: Any) -> Optional[Tuple[str, ...]]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(name, str) and name in OUTPUT_NAMES for name in value) \
+            or len(set(value)) != len(value):
+        raise BadMessage(f"field 'write' must be a list of distinct output names from {', '.join(OUTPUT_NAMES)}")
+    return tuple(value)
+
+
+def decode_inline(spec: Any, buffer_count: int, limits: Limits, channel_counts: Tuple[int, ...] = (3, 4)
+                  ) -> InlineImage:
+    """Validate an inline image description against the buffers present and the limits.
+
+    Frames sent to the server are RGB or RGBA; replies also carry one-channel alpha."""
+    if not isinstance(spec, dict):
+        raise BadMessage("'inline' must be an object with buffer, shape and dtype")
+    dtype = spec.get("dtype")
+    if not isinstance(dtype, str) or dtype not in INLINE_DTYPES:
+        raise BadDtype(f"inline dtype {_shown(dtype)} is not one of {', '.join(INLINE_DTYPES)}")
+    shape = spec.get("shape")
+    if not isinstance(shape, list) or len(shape) != 3 or not all(_is_int(v) for v in shape):
+        raise BadMessage("inline 'shape' must be [height, width, channels] integers")
+    height, width, channels = shape
+    if channels not in channel_counts:
+        raise BadMessage(f"inline image has {_shown(channels)} channels; expected one of {channel_counts}")
+    if not (1 <= height <= limits.max_image_side and 1 <= width <= limits.max_image_side):
+        raise TooLarge(f"inline image {_shown(width)}x{_shown(height)} is outside 1..{limits.max_image_side} per side")
+    if height * width > limits.max_image_pixels:
+        raise TooLarge(f"inline image {width}x{height} is over {limits.max_image_pixels} pixels")
+    image = InlineImage(_integer(spec, "buffer", 0, 64), (height, width, channels), dtype)
+    if image.nbytes > limits.max_buffer_bytes:
+        raise TooLarge(f"inline image needs {image.nbytes} bytes; the limit is {limits.max_buffer_bytes}")
+    if image.buffer >= buffer_count:
+        raise BadBuffer(f"inline image names buffer {image.buffer} but {buffer_count} were sent")
+    if buffer_count != 1:
+        raise BadBuffer(f"a frame takes exactly one buffer; {buffer_count} were sent")
+    return image
+
+
+def decode_settings(raw: Any) -> Dict[str, Any]:
+    """Clip settings with defaults filled in; raises BadMessage or BadParameter."""
+    if not isinstance(raw, dict):
+        raise BadMessage("'settings' must be a JSON object")
+    known = {parameter.name: parameter for parameter in CLIP_PARAMETERS}
+    unknown = sorted(str(name)[:40] for name in set(raw) - set(known))
+    if unknown:
+        raise BadParameter(f"unknown clip setting(s) {', '.join(map(repr, unknown))[:200]}; "
+                           f"known: {', '.join(known)}")
+    settings = {name: check_parameter(parameter, raw.get(name, parameter.default)) for name, parameter in known.items()}
+    if not any(settings["outputs"].values()) and not settings["inline_outputs"]:
+        raise BadParameter("the clip writes nothing: name an output plate pattern or ask for inline outputs")
+    return settings
+
+
+def check_parameter(parameter: Parameter, value: Any) -> Any:
+    """``value`` checked against its table entry (numbers as float); raises BadParameter."""
+    if value is None and parameter.nullable:
+        return None
+    kind, name = parameter.kind, parameter.name
+    if kind == "choice":
+        if not isinstance(value, str) or value not in parameter.choices:
+            raise BadParameter(f"{name} {_shown(value)} is not one of {', '.join(parameter.choices)}")
+    elif kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BadParameter(f"{name} must be a number, not {_shown(value)}")
+        low, high = parameter.minimum, parameter.maximum
+        if not (low is None or value > low) or not (high is None or value <= high):
+            raise BadParameter(f"{name} {_shown(value)} must be in ({low}, {high}]")
+        value = float(value)
+    elif kind == "integer":
+        if not _is_int(value) or not -MAX_FRAME_NUMBER <= value <= MAX_FRAME_NUMBER:
+            raise BadParameter(f"{name} must be a whole number in {-MAX_FRAME_NUMBER}..{MAX_FRAME_NUMBER}, "
+                               f"not {_shown(value)}")
+    elif kind == "boolean":
+        if not isinstance(value, bool):
+            raise BadParameter(f"{name} must be true or false, not {_shown(value)}")
+    elif kind == "outputs":
+        value = _outputs(value)
+    else:  # path, pattern or text
+        if not isinstance(value, str) or not 0 < len(value) <= MAX_PATH_CHARS or "\0" in value:
+            raise BadParameter(f"{name} must be a text of 1..{MAX_PATH_CHARS} characters without NUL, "
+                               f"not {_shown(value)}")
+    return value
+
+
+def _outputs(value: Any) -> Dict[str, Optional[str]]:
+    if not isinstance(value, dict) or not all(isinstance(name, str) and name in OUTPUT_NAMES for name in value):
+        raise BadParameter("outputs must be an object with alpha, foreground and/or rgba patterns")
+    outputs: Dict[str, Optional[str]] = {}
+    for name in OUTPUT_NAMES:
+        pattern = value.get(name)
+        if pattern is not None and (not isinstance(pattern, str) or not 0 < len(pattern) <= MAX_PATH_CHARS
+                                    or "\0" in pattern):
+            raise BadParameter(f"the {name} output must be a path pattern of 1..{MAX_PATH_CHARS} characters")
+        outputs[name] = pattern
+    return outputs
+
+
+def _decode_plan(header: Dict[str, Any]) -> RenderPlanRequest:
+    frames = header.get("frames")
+    if isinstance(frames, str):
+        if not 0 < len(frames) <= MAX_RANGE_CHARS:
+            raise BadMessage(f"field 'frames' must be a range of 1..{MAX_RANGE_CHARS} characters")
+    elif isinstance(frames, list):
+        if not 0 < len(frames) <= MAX_LISTED_FRAMES or not all(
+                _is_int(f) and -MAX_FRAME_NUMBER <= f <= MAX_FRAME_NUMBER for f in frames):
+            raise BadMessage(f"field 'frames' must list 1..{MAX_LISTED_FRAMES} whole frame numbers")
+    elif frames is not None:
+        raise BadMessage("field 'frames' must be a range (\"1001-1100\"), a list of frames, or null")
+    shot_start = header.get("shot_start")
+    return RenderPlanRequest(
+        source=_path(header, "source"), frames=frames, outputs=_outputs(header.get("outputs", {})),
+        resume=_boolean(header, "resume", False),
+        shot_start=None if shot_start is None else _integer(header, "shot_start"),
+        preroll=_integer(header, "preroll", 0, MAX_PREROLL) if "preroll" in header else 32,
+        resume_limit=_integer(header, "resume_limit", 0, MAX_PREROLL) if "resume_limit" in header else 1000)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A short, safe rendering of a client's value for an error message."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _integer(obj: Dict[str, Any], key: str, low: int = -MAX_FRAME_NUMBER, high: int = MAX_FRAME_NUMBER) -> int:
+    value = obj.get(key)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise BadMessage(f"field {key!r} must be an integer in {low}..{high}, not {_shown(value)}")
+    return value
+
+
+def _boolean(obj: Dict[str, Any], key: str, default: bool) -> bool:
+    value = obj.get(key, default)
+    if not isinstance(value, bool):
+        raise BadMessage(f"field {key!r} must be true or false, not {_shown(value)}")
+    return value
+
+
+def _text(obj: Dict[str, Any], key: str, *, pattern: Optional[re.Pattern[str]] = None, max_chars: int = 64) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= max_chars or (pattern and not pattern.fullmatch(value)):
+        allowed = " of letters, digits and ._:-" if pattern else ""
+        raise BadMessage(f"field {key!r} must be a string of 1..{max_chars} characters{allowed}")
+    return value
+
+
+def _path(obj: Dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_PATH_CHARS or "\0" in value:
+        raise BadMessage(f"field {key!r} must be a path of 1..{MAX_PATH_CHARS} characters without NUL")
+    return value

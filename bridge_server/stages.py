@@ -1,0 +1,461 @@
+"""The bridge's stages: read, run the network, write — overlapping, for every clip.
+
+A frame request is queued on its clip at once (so frame order is decided by frame number,
+not by which read finishes first), and its plate is read by the reader pool meanwhile. Worker
+threads take runnable frames, one clip at a time each (a clip's frames never run in
+parallel), pre-roll where the frame order says so, run the network, and hand the result to the
+writer pool; the reply goes out once the plates are written. So reading frame N+1, running N
+and writing N-1 overlap when a client keeps several requests queued.
+
+A frame already made from the same source is answered from the clip's record (``cache``),
+unless that plate is not exact and an exact route exists, or the request asks for a
+``refresh``; a source that changed since its frame was made marks every later state and plate
+of the clip not exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from rvm_engine.stages import ordered_map
+
+from .client.errors import BridgeError, InternalError, OrderError, PlateError, ServerBusy
+from .client.parameters import OUTPUT_NAMES
+from .client.protocol import Request
+from .clips import Clip, ClipRegistry, Output
+from .frame_order import Pending, Plan
+from .roots import PlateRoots
+
+log = logging.getLogger("rvm_bridge.server")
+Deliver = Callable[..., None]
+PREROLL_READ_AHEAD = 4
+
+
+@dataclass
+class Ticket:
+    """One frame request waiting for its reply."""
+
+    request: Request
+    arrived: float
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Source:
+    """A frame's source as read: the engine's plate and what identifies its pixels."""
+
+    plate: Any
+    fingerprint: Any
+    read_s: float
+
+
+def _merged_write(current: Optional[Set[str]], asked: Optional[Tuple[str, ...]], first: bool) -> Optional[Set[str]]:
+    """The outputs a queued frame writes when several requests share it (None: all)."""
+    if asked is None:
+        return None
+    if first:
+        return set(asked)
+    return None if current is None else current | set(asked)
+
+
+class FramePipeline:
+    """Reader pool, worker threads and writer pool for every clip of one server."""
+
+    def __init__(self, *, engine: Any, registry: ClipRegistry, roots: PlateRoots, lock: threading.Condition,
+                 deliver: Deliver, workers: int = 2, readers: int = 2, writers: int = 2, max_queued: int = 64) -> None:
+        self.engine = engine
+        self.registry = registry
+        self.roots = roots
+        self.lock = lock
+        self.deliver = deliver
+        self.max_queued = max_queued
+        self.reader_count = readers
+        self.readers = ThreadPoolExecutor(readers, thread_name_prefix="rvm-read")
+        self.writers = ThreadPoolExecutor(writers, thread_name_prefix="rvm-write")
+        self.stopping = False
+        self.completed: List[float] = []  # monotonic times of frames made, for throughput
+        self.frames_total = 0
+        self.threads = [threading.Thread(target=self._work, name=f"rvm-worker-{n}", daemon=True)
+                        for n in range(max(1, workers))]
+        for thread in self.threads:
+            thread.start()
+
+    # -- stage 1: queue and read ------------------------------------------------------------
+    def submit(self, clip: Clip, request: Request) -> None:
+        """Queue a frame request on its clip (caller holds the lock) and start reading it.
+
+        A request for a frame already queued with another source (other pixels, another path)
+        waits for that one to leave the queue. Raises ServerBusy when the clip already has
+        ``max_queued`` frames waiting.
+        """
+        entry = clip.order.pending.get(request.frame)
+        if entry is not None and not self._same_source(entry, request):
+            entry.deferred.append(request)
+            return
+        if entry is None and len(clip.order.pending) >= self.max_queued:
+            raise ServerBusy(f"clip {clip.id} already has {self.max_queued} frames queued; send frame "
+                             f"{request.frame} again once some are answered")
+        ticket = Ticket(request, time.monotonic())
+        entry, new = clip.order.add(request.frame, ticket, ticket.arrived)
+        entry.refresh = entry.refresh or request.refresh
+        entry.write = _merged_write(entry.write, request.write, new)
+        clip.last_used = ticket.arrived
+        if new:
+            entry.nbytes = sum(len(buffer) for buffer in request.buffers)
+            self.readers.submit(self._prepare, clip, entry, request)
+
+    def _same_source(self, entry: Pending, request: Request) -> bool:
+        first = entry.tickets[0].request
+        if (first.inline is None) != (request.inline is None) or first.source_path != request.source_path:
+            return False
+        if request.inline is None:
+            return True
+        fingerprint = self._inline_fingerprint(request.inline, request.buffers[request.inline.buffer])
+        if entry.source is not None:
+            return bool(entry.source.fingerprint == fingerprint)
+        if first.inline is None or not first.buffers:
+            return False
+        return self._inline_fingerprint(first.inline, first.buffers[first.inline.buffer]) == fingerprint
+
+    @staticmethod
+    def _inline_fingerprint(inline: Any, data: Any) -> Tuple[Any, ...]:
+        # CRC-32 with shape and dtype identifies a resent frame; a cryptographic hash cost 18 ms a
+        # 1080p frame, a tenth of the network on a 2-core CPU (bench/bench_bridge.py).
+        return ("inline", inline.shape, inline.dtype, len(data), zlib.crc32(data))
+
+    def _requeue(self, clip: Clip, entry: Pending) -> None:
+        """Queue again the requests that waited for ``entry`` to leave (caller holds the lock)."""
+        deferred, entry.deferred = entry.deferred, []
+        for request in deferred:
+            if self.registry.clips.get(clip.id) is not clip:
+                self._answer_error(request.id, "unknown_clip", f"clip {clip.id} was closed before frame "
+                                   f"{request.frame} ran")
+                continue
+            try:
+                self.submit(clip, request)
+            except BridgeError as error:
+                self._answer_error(request.id, error.code, error.message)
+
+    def _answer_error(self, request_id: str, code: str, message: str) -> None:
+        self.deliver(request_id, {"error": {"code": code, "message": message}}, [])
+
+    def _prepare(self, clip: Clip, entry: Pending, request: Request) -> None:
+        started = time.monotonic()
+        try:
+            path, fingerprint = self._locate(clip, request)
+            with self.lock:
+                self._note_upstream(clip, entry.frame, fingerprint)
+                if not entry.refresh and self._serve_made(clip, entry, fingerprint, None):
+                    clip.order.discard(entry.frame)
+                    self._requeue(clip, entry)
+                    self.lock.notify_all()
+                    return
+            if request.inline is not None:
+                plate = self.engine.inline_plate(request.buffers[request.inline.buffer], request.inline)
+            else:
+                plate = self.engine.read(path, clip.settings)
+            plate = self.engine.prepare(plate, clip.settings)  # colour into the model's space, here
+            with self.lock:
+                entry.source = Source(plate, fingerprint, time.monotonic() - started)
+                entry.prepared = True
+                entry.nbytes = self.engine.plate_nbytes(plate)
+                for ticket in entry.tickets:
+                    ticket.request.buffers = []  # the plate holds the pixels now
+                self._enforce_budget()
+                self.lock.notify_all()
+        except Exception as error:  # noqa: BLE001 - every failure becomes an error reply
+            with self.lock:
+                if clip.order.pending.get(entry.frame) is entry:
+                    clip.order.discard(entry.frame)
+                tickets = list(entry.tickets)
+                self._requeue(clip, entry)
+                self.lock.notify_all()
+            self._fail(tickets, error)
+
+    def _locate(self, clip: Clip, request: Request) -> Tuple[str, Any]:
+        if request.inline is not None:
+            buffer = request.buffers[request.inline.buffer]
+            return "", self._inline_fingerprint(request.inline, buffer)
+        if request.source_path is not None:
+            path = request.source_path
+        elif clip.settings.get("source"):
+            path = self.engine.source_path(clip.settings["source"], request.frame)
+        else:
+            raise PlateError(f"clip {clip.id} has no source pattern: send frame {request.frame} by path or inline")
+        path = self.roots.resolve(path, "source plate")
+        if os.path.isdir(path):
+            raise PlateError(f"source plate {path} is a folder, not a file; send the plate's path")
+        try:
+            stat = os.stat(path)
+        except OSError as error:
+            raise PlateError(f"cannot read source plate {path}: {error.strerror}") from None
+        return path, ("file", path, stat.st_mtime_ns, stat.st_size)
+
+    @staticmethod
+    def _note_upstream(clip: Clip, frame: int, fingerprint: Any) -> None:
+        """A frame whose source differs from the one it was made from: the plates and states
+        after it are no longer exact, and its own record is stale (caller holds the lock)."""
+        output = clip.outputs.get(frame)
+        if output is not None and output.done and output.fingerprint != fingerprint:
+            del clip.outputs[frame]
+            clip.upstream_changed(frame)
+
+    def _serve_made(self, clip: Clip, entry: Pending, fingerprint: Any, exact_plan: Optional[bool]) -> bool:
+        """Answer ``entry``'s tickets from a frame the clip already made from the same source
+        (caller holds the lock): now if its plates exist, or when its write finishes. A plate
+        that is not exact is served only when no exact route exists (``exact_plan``: the route
+        the frame order just chose; None: ask the frame order)."""
+        output = clip.outputs.get(entry.frame)
+        if output is None or output.fingerprint != fingerprint:
+            return False
+        exact_route = clip.order.exact_route(entry.frame) if exact_plan is None else exact_plan
+        if exact_route and not output.exact:
+            return False
+        wanted = set(self._outputs_of(clip)) if entry.write is None else entry.write
+        if not wanted <= set(output.plates):
+            return False  # it was made without some plate now asked for
+        if not output.done:
+            output.waiters.extend(entry.tickets)
+            return True
+        if clip.settings["inline_outputs"] and not output.images:
+            return False  # its pixels were dropped under the memory budget
+        if not all(os.path.isfile(path) for path in output.plates.values()):
+            del clip.outputs[entry.frame]
+            return False
+        made = dict(output.made, how="cache", made_as=output.made["how"], preroll_frames=0, exact=output.exact,
+                    head="")
+        for ticket in entry.tickets:
+            self._reply(clip, entry.frame, ticket, made, output)
+        return True
+
+    @staticmethod
+    def _outputs_of(clip: Clip) -> List[str]:
+        return [name for name in OUTPUT_NAMES if clip.settings["outputs"].get(name)]
+
+    # -- stage 2: order and network ----------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self.lock:
+                job = self._next_job()
+                while job is None:
+                    if self.stopping:
+                        return
+                    self.lock.wait(self._wait_time())
+                    job = self._next_job()
+                clip, plan = job
+            try:
+                self._run(clip, plan)
+            except Exception as error:  # noqa: BLE001 - a bug here must not stop the worker
+                log.error("frame %s of clip %s failed unexpectedly", plan.frame, clip.id, exc_info=error)
+                with self.lock:
+                    clip.order.finish(plan, False, time.monotonic())
+                self._fail(plan.pending.tickets, error)
+            finally:
+                with self.lock:
+                    clip.busy = False
+                    clip.sync_states()
+                    self._enforce_budget()
+                    self.lock.notify_all()
+
+    def _next_job(self) -> Optional[Tuple[Clip, Plan]]:
+        if self.stopping:
+            return None
+        now = time.monotonic()
+        waiting = [clip for clip in self.registry.clips.values() if clip.order.pending and not clip.busy]
+        waiting.sort(key=lambda clip: min(entry.arrived for entry in clip.order.pending.values()))
+        for clip in waiting:
+            try:
+                plan = clip.order.take(now)
+            except Exception as error:  # noqa: BLE001 - a frame-order bug fails that clip's queue, not the server
+                log.error("frame order of clip %s failed", clip.id, exc_info=error)
+                tickets = [t for entry in clip.order.pending.values() for t in entry.tickets]
+                clip.order.pending.clear()
+                self._fail(tickets, error)
+                continue
+            if plan is not None:
+                clip.busy = True
+                self._requeue(clip, plan.pending)
+                return clip, plan
+        return None
+
+    def _wait_time(self) -> Optional[float]:
+        now = time.monotonic()
+        deadlines = [d for d in (clip.order.deadline(now) for clip in self.registry.clips.values() if not clip.busy)
+                     if d is not None]
+        return min(deadlines) - now + 0.001 if deadlines else None
+
+    def _run(self, clip: Clip, plan: Plan) -> None:
+        entry = plan.pending
+        source: Source = entry.source
+        with self.lock:
+            if not entry.refresh and self._serve_made(clip, entry, source.fingerprint, plan.exact):
+                return
+        tickets = entry.tickets
+        try:
+            if plan.probe:
+                clip.order.resolve_cold_start(
+                    plan, lambda frame: self.engine.source_exists(clip.settings["source"], frame))
+            tickets = self._refuse_strict(plan, tickets)
+            if not tickets:
+                return  # nothing ran: every state stays as it was
+            started = time.monotonic()
+            state = self._state_for(clip, plan)
+            preroll_s = self._preroll(clip, state, plan.preroll)
+            network_started = time.monotonic()
+            # Inline replies carry the foreground too, plates or not.
+            result = self.engine.matte(state, source.plate, plan.frame,
+                                       foreground=True if clip.settings["inline_outputs"] else None)
+            network_s = time.monotonic() - network_started
+        except Exception as error:  # noqa: BLE001 - the clip goes on; the frame's requests hear why
+            with self.lock:
+                clip.order.finish(plan, False, time.monotonic())
+            self._fail(tickets, error)
+            return
+        made = {"how": plan.how, "preroll_frames": len(plan.preroll), "exact": plan.exact, "made_as": plan.how,
+                "head": plan.use}
+        for ticket in tickets:
+            ticket.timings.update(queued=started - ticket.arrived, read=source.read_s, preroll=preroll_s,
+                                  network=network_s)
+        now = time.monotonic()
+        with self.lock:
+            clip.order.finish(plan, True, now)
+            clip.states[plan.head.id] = state
+            clip.frames_run += 1 + len(plan.preroll)
+            output = clip.outputs[plan.frame] = Output(source.fingerprint, made, plan.exact, waiters=list(tickets),
+                                                       made_at=now)
+        self.writers.submit(self._write, clip, plan.frame, state, result, output, entry.write)
+
+    def _state_for(self, clip: Clip, plan: Plan) -> Any:
+        """The engine state a plan runs on: a copy of the cloned head's, the head's own, or a
+        cold one (a reused slot is reset)."""
+        if plan.clone_of is not None:
+            with self.lock:
+                base = clip.states.get(plan.clone_of.id)
+            if base is None:
+                raise InternalError(f"clip {clip.id}: the state at frame {plan.clone_of.frame} to copy is gone")
+            return self.engine.clone_state(base)
+        with self.lock:
+            state = clip.states.get(plan.head.id)
+        if state is None:
+            if not plan.cold:
+                raise InternalError(f"clip {clip.id}: the state at frame {plan.head.frame} is gone")
+            return self.engine.new_state(clip.settings, clip.model)
+        if plan.cold:
+            self.engine.reset(state)
+        return state
+
+    def _refuse_strict(self, plan: Plan, tickets: List[Ticket]) -> List[Ticket]:
+        if plan.how == "sequence":
+            return tickets
+        strict = [ticket for ticket in tickets if ticket.request.strict]
+        how = f"after {len(plan.preroll)} pre-roll frames" if plan.how == "preroll" else "from a cold state"
+        self._fail(strict, OrderError(f"frame {plan.frame} does not follow the clip's held state; it would be "
+                                      f"made {how}"))
+        return [ticket for ticket in tickets if not ticket.request.strict]
+
+    def _preroll(self, clip: Clip, state: Any, frames: List[int]) -> float:
+        """Run ``frames`` without writing them; reads run ahead in the reader pool."""
+        if not frames:
+            return 0.0
+        started = time.monotonic()
+        pattern = clip.settings["source"]
+
+        def read(frame: int) -> Tuple[int, Any]:
+            path = self.roots.resolve(self.engine.source_path(pattern, frame), "source plate")
+            return frame, self.engine.prepare(self.engine.read(path, clip.settings), clip.settings)
+
+        plates = ordered_map(read, frames, self.reader_count, PREROLL_READ_AHEAD, pool=self.readers)
+        try:
+            for frame, plate in plates:
+                self.engine.matte(state, plate, frame, keep=False)
+        finally:
+            plates.close()
+        return time.monotonic() - started
+
+    # -- stage 3: write and reply ------------------------------------------------------------
+    def _write(self, clip: Clip, frame: int, state: Any, result: Any, output: Output,
+               write: Optional[Set[str]]) -> None:
+        started = time.monotonic()
+        try:
+            names = self._outputs_of(clip)
+            skip = [name for name in names if write is not None and name not in write]
+            paths = self.engine.output_paths(state, frame) if names else {}
+            for name, path in paths.items():
+                if name not in skip:
+                    self.roots.check_folder_of(path, f"{name} output")
+            written = self.engine.write(state, result, skip) if len(skip) < len(names) else {}
+            kept = [name for name in skip if os.path.isfile(paths[name])]
+            images = self.engine.inline_outputs(result, clip.settings["inline_dtype"]) \
+                if clip.settings["inline_outputs"] else []
+        except Exception as error:  # noqa: BLE001
+            with self.lock:
+                if clip.outputs.get(frame) is output:
+                    del clip.outputs[frame]
+                waiters, output.waiters = output.waiters, []
+            self._fail(waiters, error)
+            return
+        write_s = time.monotonic() - started
+        with self.lock:
+            output.plates = dict(written, **{name: paths[name] for name in kept})
+            output.kept, output.images, output.done = kept, images, True
+            waiters, output.waiters = output.waiters, []
+            self.frames_total += 1
+            self.completed.append(time.monotonic())
+        for ticket in waiters:
+            ticket.timings.setdefault("write", write_s)
+            self._reply(clip, frame, ticket, output.made, output)
+
+    def _reply(self, clip: Clip, frame: int, ticket: Ticket, made: Dict[str, Any], output: Output) -> None:
+        timings = {key: round(value, 6) for key, value in ticket.timings.items()}
+        timings["server_total"] = round(time.monotonic() - ticket.arrived, 6)
+        inline = {name: {"buffer": index, "shape": shape, "dtype": dtype}
+                  for index, (name, shape, dtype, _) in enumerate(output.images)}
+        header = {"clip": clip.id, "frame": frame, "made": made, "plates": dict(output.plates),
+                  "kept": list(output.kept), "inline": inline, "timings": timings}
+        self.deliver(ticket.request.id, header, [data for _, _, _, data in output.images], output)
+
+    def _fail(self, tickets: List[Ticket], error: BaseException) -> None:
+        code, message = self.engine.error_code(error)
+        if code == "internal":
+            log.error("frame failed", exc_info=error)
+        for ticket in tickets:
+            self._answer_error(ticket.request.id, code, message)
+
+    def _enforce_budget(self) -> None:
+        for line in self.registry.enforce_budget(time.monotonic()):
+            log.info("memory budget: %s", line)
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Finish the frames being run and written (their requests are answered), refuse the
+        frames still queued (``shutting_down``), then stop every thread."""
+        with self.lock:
+            self.stopping = True
+            self.lock.notify_all()
+        for thread in self.threads:
+            thread.join(timeout)
+        self.readers.shutdown(wait=True, cancel_futures=True)
+        self.writers.shutdown(wait=True)
+        with self.lock:
+            queued = [ticket for clip in self.registry.clips.values()
+                      for entry in clip.order.pending.values() for ticket in entry.tickets]
+            deferred = [request for clip in self.registry.clips.values()
+                        for entry in clip.order.pending.values() for request in entry.deferred]
+            for clip in self.registry.clips.values():
+                clip.order.pending.clear()
+        message = "the bridge stopped before this frame ran; send it again once it is back"
+        self._fail(queued, BridgeError(message, "shutting_down"))
+        for request in deferred:
+            self._answer_error(request.id, "shutting_down", message)
+
+    def throughput(self, window_s: float = 60.0) -> float:
+        """Frames made per second over the last ``window_s`` seconds (caller holds the lock)."""
+        cutoff = time.monotonic() - window_s
+        self.completed = [t for t in self.completed if t >= cutoff]
+        return len(self.completed) / window_s
