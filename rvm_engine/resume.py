@@ -72,7 +72,8 @@ class ResumePlan:
 
 def plan_resume(frames: Sequence[int], outputs: Mapping[str, str], *, shot_start: Optional[int] = None,
                 preroll: int = DEFAULT_PREROLL, exact_limit: int = EXACT_RESUME_LIMIT) -> ResumePlan:
-    """Plan a resumed render of ``frames`` into ``outputs`` (``{"alpha": "a.####.exr", ...}``).
+    """Plan a resumed render of ``frames`` into ``outputs`` (``{"alpha": "a.####.exr", ...}``; outputs
+    mapped to None or "" are not asked for).
 
     A plate is complete when it exists, is not empty, its header reads and it is our plate of
     that output (``plates.plate_is_complete``). The first frame missing one is where writing
@@ -86,6 +87,7 @@ def plan_resume(frames: Sequence[int], outputs: Mapping[str, str], *, shot_start
     outputs, or a negative ``preroll``/``exact_limit``.
     """
     ordered = sorted(set(int(f) for f in frames))
+    outputs = {name: pattern for name, pattern in outputs.items() if pattern}  # {"rgba": None}: not asked for
     if not outputs:
         raise PlateError("nothing to resume: give at least one output (alpha, foreground or rgba)")
     complete: dict[int, tuple[str, ...]] = {}

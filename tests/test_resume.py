@@ -115,7 +115,8 @@ def test_a_plate_someone_else_put_there_is_not_complete(shot, tmp_path):
     out = _copy(whole, tmp_path / "out", range(FIRST, FIRST + 3))
     (out / f"fg.{FIRST + 1}.exr").unlink()
     write_plate(out / f"fg.{FIRST + 1}.exr", np.zeros((64, 64, 3), np.float32), ["R", "G", "B"])  # not ours
-    plan = plan_resume(range(FIRST, FIRST + 3), {"alpha": str(out / "a.####.exr"), "foreground": str(out / "fg.####.exr")})
+    outputs = {"alpha": str(out / "a.####.exr"), "foreground": str(out / "fg.####.exr"), "rgba": None}  # as a CLI has them
+    plan = plan_resume(range(FIRST, FIRST + 3), outputs)
     assert plan.write_from == 1 and plan.run_from == FIRST and plan.exact
     assert plan.complete == {FIRST + 1: ("alpha",), FIRST + 2: ("alpha", "foreground")}
 
