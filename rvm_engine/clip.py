@@ -12,16 +12,15 @@ import functools
 import os
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Collection, Iterable, Optional, Sequence, Union
 
 import numpy as np
 
-from . import __version__
 from .colour import PlateColour, default_colour_space
 from .errors import PlateError
 from .model import MattingNetwork
-from .plates import Plate, check_compression, write_plate
-from .sequences import output_sequence
+from .plates import Plate, check_compression, check_may_replace, ours_metadata, write_plate
+from .sequences import frame_path, output_sequence
 from .session import MattingSession
 from .weights import load_model
 
@@ -35,7 +34,9 @@ class ClipSettings:
     ``alpha``, ``foreground`` and ``rgba`` are output patterns (``shot_alpha.####.exr``) or
     None. ``colour_space`` None means the default for the plate's format (scene-linear
     Rec.709 for EXR, sRGB for 8/16-bit images). ``rgba`` is premultiplied unless
-    ``rgba_premultiplied`` is False.
+    ``rgba_premultiplied`` is False. ``overwrite`` lets plates replace files that are not
+    ours (see ``plates.check_may_replace``); leave it off unless the outputs are BMP, SGI or
+    PNM from an earlier run, whose headers cannot say they are ours.
     """
 
     variant: str = "mobilenetv3"
@@ -55,18 +56,42 @@ class ClipSettings:
     compression: str = "zip"
     layer: Optional[str] = None
     extra: dict[str, Any] = field(default_factory=dict)
+    overwrite: bool = False
 
     def outputs(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in OUTPUTS if getattr(self, name)}
 
-    def check(self) -> None:
-        """Raise ``PlateError`` for settings that would fail on the first frame."""
+    def check(self, frames: Optional[Iterable[int]] = None) -> None:
+        """Raise ``PlateError`` for settings that would fail on the first frame, and for outputs
+        that would write two plates to one file (the same pattern, however spelled: ``a.####.exr``
+        and ``./a.%04d.exr`` are one file per frame). Patterns are compared on frame 1001 and on
+        the lowest and highest of ``frames`` when given (a lone ``#`` and ``%05d`` meet only from
+        frame 10000)."""
         if self.pixel_type not in ("half", "float"):
             raise PlateError(f"pixel type {self.pixel_type!r}: plates are written as half or float")
         check_compression(self.compression)
+        outputs = self.outputs()
+        # Two spellings of one file differ for no frame or from some digit count on, so the
+        # lowest and highest frames (negative frames pad too) find any clash in the range.
+        given = sorted(set(frames)) if frames is not None else []
+        samples = [1001] + given[:1] + given[-1:]
+        for index, (name, pattern) in enumerate(outputs.items()):
+            for other, other_pattern in list(outputs.items())[:index]:
+                if _same_file(pattern, other_pattern, samples):
+                    raise PlateError(
+                        f"the {other} and {name} outputs would write to the same file ({other_pattern} and "
+                        f"{pattern}); give each output its own name, e.g. shot_alpha.####.exr and shot_fg.####.exr"
+                    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _same_file(a: str, b: str, frames: Iterable[int]) -> bool:
+    def norm(path: str) -> str:
+        return os.path.normcase(os.path.normpath(os.path.abspath(path)))
+
+    return norm(a) == norm(b) or any(norm(frame_path(a, f)) == norm(frame_path(b, f)) for f in frames)
 
 
 @dataclass
@@ -199,14 +224,20 @@ class ClipMatter:
     def output_paths(self, frame: int) -> dict[str, str]:
         return {name: output_sequence(pattern, [frame]).path(frame) for name, pattern in self.settings.outputs().items()}
 
-    def write(self, result: MatteResult, extra_metadata: Optional[dict[str, Any]] = None) -> dict[str, str]:
+    def write(self, result: MatteResult, extra_metadata: Optional[dict[str, Any]] = None, *,
+              skip: Collection[str] = ()) -> dict[str, str]:
         """Write the requested plates of ``result`` atomically; returns ``{output: path}``.
 
-        Raises ``PlateError`` naming the plate that could not be written.
+        ``skip`` names outputs not to write for this frame ("alpha", "foreground", "rgba"): plates a
+        resumed render found complete. Each plate carries ``rvm:output`` and our ``rvm:software``
+        (see ``plates.ours_metadata``), and never replaces a file that is not ours unless the
+        settings say ``overwrite``.
+
+        Raises ``PlateError`` naming the plate that could not be written: the source plate or a
+        file that is not ours is in the way, or the write failed.
         """
         s = self.settings
         meta = {
-            "rvm:software": f"rvm-bridge {__version__}",
             "rvm:model": "RobustVideoMatting",
             "rvm:variant": s.variant,
             "rvm:refiner": s.refiner,
@@ -219,15 +250,18 @@ class ClipMatter:
         meta.update(extra_metadata or {})
         written = {}
         for name, path in self.output_paths(result.frame).items():
+            if name in skip:
+                continue
             source = result.plate.path
             if source and os.path.exists(path) and os.path.samefile(path, source):
                 raise PlateError(f"the {name} plate {path} is the source plate of frame {result.frame}; "
                                  "choose another output name so the source is not overwritten")
+            check_may_replace(path, name, overwrite=s.overwrite)
             pixels, channels = self._pixels(name, result)
-            plate_meta = meta
+            plate_meta = {**meta, **ours_metadata(path, name)}
             if name == "rgba" and not s.rgba_premultiplied and not path.lower().endswith(".exr"):
                 # PNG/TIFF writers would otherwise take straight RGB for premultiplied and divide it.
-                plate_meta = {**meta, "oiio:UnassociatedAlpha": 1}
+                plate_meta = {**plate_meta, "oiio:UnassociatedAlpha": 1}
             write_plate(path, pixels, channels, like=result.plate, metadata=plate_meta,
                         pixel_type=s.pixel_type, compression=s.compression)
             written[name] = path

@@ -6,7 +6,8 @@ and writing plates (a writer pool behind it: one ZIP-compressed EXR write costs 
 the network on a CPU, and alpha and foreground are two of them) overlap, so a steady render tends to the
 slowest stage rather than the sum of the three. Every plate is written atomically; Ctrl-C or
 ``cancel`` stops after the frames in flight are written, and ``resume`` carries on from the
-first frame whose plates are missing, pre-rolling the frames before it without writing them.
+first frame whose plates are missing, pre-rolling the frames before it without writing them
+(``rvm_engine.resume`` decides from where, so the plates equal the uninterrupted render's).
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Generator, Optional, Sequence, Union
+from typing import Callable, Collection, Generator, Optional, Sequence, Union
+
+import fileseq
 
 from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate
 from .errors import PlateError
 from .model import MattingNetwork
-from .plates import first_incomplete, read_plate
+from .plates import clean_stray_temps, read_plate
+from .resume import DEFAULT_PREROLL, EXACT_RESUME_LIMIT, ResumePlan, plan_from, plan_resume
 from .sequences import FrameSequence, parse_sequence
 from .stages import ordered_map
 
-DEFAULT_PREROLL = 32  # frames of pre-roll before a resumed frame (the state settles well within it)
 # Reading + colour in, and colour out + EXR compression, each cost more than the network on a GPU
 # (bench/bench_render.py): give them more threads where there are cores for them.
 _CORES = os.cpu_count() or 2
@@ -42,36 +45,40 @@ class RenderReport:
     """What a render did. ``written`` lists the frames whose plates were written (in completion order)."""
 
     written: list[int] = field(default_factory=list)
-    skipped: int = 0  # frames already complete when resuming
-    prerolled: int = 0
+    skipped: int = 0  # frames already complete before the first incomplete one (resume)
+    prerolled: int = 0  # frames run through the network without writing a plate
+    kept: int = 0  # complete plates of frames after the first incomplete one, left as they were
     bad_pixels: int = 0
     seconds: float = 0.0
     cancelled: bool = False
+    plan: str = ""  # the resume plan's line for the artist (ResumePlan.describe)
+    exact: bool = True  # False when resumed plates may differ from an uninterrupted render's
+    stray_temps: int = 0  # temporary files of dead writers removed before starting
 
 
-def plan_resume(seq: FrameSequence, outputs: dict[str, str], preroll: int) -> tuple[int, int]:
-    """(index of the first frame to write, index to pre-roll from) for a resumed render."""
-    first = first_incomplete(seq.frames, outputs.values())
-    if first == len(seq):
-        return first, first  # nothing left: nothing to pre-roll either
-    return first, max(0, first - preroll)
-
-
-def run_list(seq: FrameSequence, start: int, first: int) -> list[tuple[int, bool]]:
-    """The frames to run from index ``start``, each with whether its plates are written (from index ``first``).
+def run_list(seq: FrameSequence, plan: ResumePlan, outputs: Collection[str]) -> list[tuple[int, bool]]:
+    """The frames to run from ``plan.run_from``, each with whether plates of ``outputs`` are written.
 
     Frames a stepped range skips (``1001-1100x2``) are run as pre-roll when they are all on disk, so
     every written frame has seen the frames before it, as through the bridge; a sequence that only
-    has the stepped frames runs them back to back.
+    has the stepped frames runs them back to back. Frames from ``run_from`` up to the range's first
+    frame (a shot start before the range) are pre-roll. A frame whose plates are all complete is
+    pre-roll too: it runs so the state advances, and nothing is rewritten.
     """
-    run: list[tuple[int, bool]] = []
-    for index in range(start, len(seq)):
-        frame = seq.frames[index]
-        if run and frame > run[-1][0] + 1:
-            between = range(run[-1][0] + 1, frame)
+    if plan.run_from is None:
+        return []
+    write = {f for f in plan.to_write if not set(outputs) <= set(plan.complete.get(f, ()))}
+    run: list[tuple[int, bool]] = [(f, False) for f in range(plan.run_from, plan.frames[0])]
+    previous: Optional[int] = None
+    for frame in plan.frames:
+        if previous is not None and frame > previous + 1:
+            between = range(previous + 1, frame)
+            # Decided on the whole gap, as the uninterrupted render decides it, then cut at run_from.
             if all(os.path.isfile(seq.path(f)) for f in between):
-                run.extend((f, False) for f in between)
-        run.append((frame, index >= first))
+                run.extend((f, False) for f in between if f >= plan.run_from)
+        previous = frame
+        if frame >= plan.run_from:
+            run.append((frame, frame in write))
     return run
 
 
@@ -91,6 +98,8 @@ def render_sequence(
     *,
     resume: bool = False,
     preroll: int = DEFAULT_PREROLL,
+    resume_limit: int = EXACT_RESUME_LIMIT,
+    shot_start: Optional[int] = None,
     seq_chunk: int = 1,
     model: Optional[MattingNetwork] = None,
     cancel: Optional[threading.Event] = None,
@@ -100,11 +109,19 @@ def render_sequence(
     disk) of ``source`` and write the plates ``settings`` asks for. Frames run in ascending order
     whatever order the range lists them in.
 
+    ``shot_start``, when earlier than the range, is the shot's first frame: the network starts cold
+    there and pre-rolls up to the range (those plates must be on disk). ``resume`` writes only the
+    plates that are not complete, running from where :func:`rvm_engine.resume.plan_resume` says:
+    the uninterrupted render's start when the first missing plate is at most ``resume_limit``
+    frames in (exact), else ``preroll`` frames before it (not exact, and ``report.plan`` says so).
+    Stray temporary plates of dead renders are removed first (``plates.clean_stray_temps``).
+
     ``seq_chunk`` frames go through the network per call (1 gives plates identical to the bridge).
     ``progress`` is True for a tqdm bar, or a callback ``(done, total)``. Raises ``PlateError`` before
-    any work when a frame is missing, no output is asked for or an output folder is unusable; other
-    ``RVMError`` subclasses for bad frames. ``KeyboardInterrupt`` propagates after in-flight plates
-    are written; ``cancel`` stops the same way and returns a report with ``cancelled=True``.
+    any work when a frame is missing, no output is asked for, two outputs name one file, or an
+    output folder is unusable; while writing, when a file that is not ours is in a plate's way;
+    other ``RVMError`` subclasses for bad frames. ``KeyboardInterrupt`` propagates after in-flight
+    plates are written; ``cancel`` stops the same way and returns a report with ``cancelled=True``.
     """
     started = time.perf_counter()
     if preroll < 0:
@@ -115,15 +132,22 @@ def render_sequence(
     outputs = settings.outputs()
     if not outputs:
         raise PlateError("nothing to write: give at least one of --alpha, --foreground or --rgba")
+    settings.check(seq.frames)
     for pattern in outputs.values():
         seq.output(pattern, create_folder=True)
     if seq_chunk < 1:
         raise PlateError(f"chunk size {seq_chunk} must be at least 1")
+    stray = clean_stray_temps(outputs.values(), seq.frames)
+    if resume:
+        plan = plan_resume(seq.frames, outputs, shot_start=shot_start, preroll=preroll, exact_limit=resume_limit)
+    else:
+        plan = plan_from(seq.frames, 0, shot_start=shot_start, preroll=preroll, exact_limit=resume_limit)
+    _check_lead_in(seq, plan)
     matter = ClipMatter(settings, model)
-    first, start = plan_resume(seq, outputs, preroll) if resume else (0, 0)
-    report = RenderReport(skipped=first)
-    run = run_list(seq, start, first)
-    bar = _progress_bar(progress, len(seq) - first, report.skipped)
+    report = RenderReport(skipped=plan.write_from, plan=plan.describe(), exact=plan.exact, stray_temps=stray,
+                          kept=sum(len(done) for done in plan.complete.values()))
+    run = run_list(seq, plan, outputs)
+    bar = _progress_bar(progress, sum(keep for _, keep in run), report.skipped)
     pending: list[Future] = []
     batch: list[tuple[int, PreparedPlate]] = []
 
@@ -140,7 +164,8 @@ def render_sequence(
         batch.clear()
         for result in results:
             report.bad_pixels += result.bad_pixels
-            pending = _submit(writers, matter, result, pending)
+            # Plates a resume found complete are never rewritten, even on a frame missing others.
+            pending = _submit(writers, matter, result, pending, plan.complete.get(result.frame, ()))
             pending[-1].add_done_callback(functools.partial(finished, result.frame))
 
     reader = _plates(seq, [frame for frame, _ in run], matter)
@@ -171,7 +196,8 @@ def render_sequence(
     return report
 
 
-def _submit(writers: ThreadPoolExecutor, matter: ClipMatter, result: MatteResult, pending: list[Future]) -> list[Future]:
+def _submit(writers: ThreadPoolExecutor, matter: ClipMatter, result: MatteResult, pending: list[Future],
+            skip: Collection[str]) -> list[Future]:
     # Bound the plates waiting to be written; surface a writer's error at once.
     live = [f for f in pending if not f.done()]
     for f in pending:
@@ -180,8 +206,21 @@ def _submit(writers: ThreadPoolExecutor, matter: ClipMatter, result: MatteResult
     while len(live) >= _WRITE_BEHIND:
         live[0].result()
         live = live[1:]
-    live.append(writers.submit(matter.write, result))
+    live.append(writers.submit(matter.write, result, skip=skip))
     return live
+
+
+def _check_lead_in(seq: FrameSequence, plan: ResumePlan) -> None:
+    """The frames before the range that the plan pre-rolls (from a shot start) must be on disk."""
+    if plan.run_from is None or plan.run_from >= plan.frames[0]:
+        return
+    missing = [f for f in range(plan.run_from, plan.frames[0]) if not os.path.isfile(seq.path(f))]
+    if missing:
+        listed = str(fileseq.FrameSet.from_iterable(missing, sort=True))
+        raise PlateError(
+            f"Pre-roll from the shot start {plan.run_from} needs frames {listed} of {seq.pattern}, which are "
+            f"missing (e.g. {seq.path(missing[0])}); copy them, or give a later shot start."
+        )
 
 
 def _progress_bar(progress: Union[bool, Callable[[int, int], None]], total: int, skipped: int) -> Callable[..., None]:

@@ -20,6 +20,8 @@ import fileseq
 from rvm_engine.errors import PlateError
 
 _TOKEN_CHARS = re.compile(r"#|@|%0?\d*d|\$F\d*")
+# In a folder name a lone "@" is too common (user@host, @eaDir) to call a frame token.
+_FOLDER_TOKEN = re.compile(r"#|@@|%0?\d*d|\$F\d*")
 _TOKEN_HINT = "shot.####.exr, shot.%04d.exr, shot.$F4.exr or shot.@@@@.exr"
 
 
@@ -90,13 +92,14 @@ def parse_sequence(pattern: str | os.PathLike[str], frames: str | Sequence[int] 
 
     Raises PlateError, before any frame is read, when a requested frame is missing (the
     message names the frames and an example path), when nothing matches on disk, when the
-    range cannot be parsed, or when the frame token is not just before the extension.
+    range cannot be parsed, when the frame token is not just before the extension or sits in
+    a folder name, or when a single file named is a folder.
     """
     text = os.fspath(pattern)
+    _check_no_token_in_folder(text)
     if not _has_token(text):
         return _single_file(text, frames)
-    seq, width = _parse(text)
-    head = seq.dirname() + seq.basename()
+    seq, width, head = _parse(text)
     tail = seq.extension()
     if frames is not None:
         wanted = _frames_from(frames, text)
@@ -118,12 +121,14 @@ def output_sequence(
     exist and be writable (or is created when ``create_folder``), checked now so a render
     fails before its first frame rather than after it.
 
-    Raises PlateError for a missing token, a missing or unwritable folder.
+    Raises PlateError for a missing token, a token in a folder name, a missing or unwritable
+    folder.
     """
     text = os.fspath(pattern)
     wanted = [int(f) for f in frames]
     if not wanted:
         raise PlateError(f"No frames to write to {text}.")
+    _check_no_token_in_folder(text)
     folder = os.path.dirname(os.path.abspath(text))
     if create_folder:
         try:
@@ -144,8 +149,21 @@ def output_sequence(
                 f"file. Add a token, e.g. {_TOKEN_HINT}."
             )
         return FrameSequence(text, wanted, 0, single_file=True)
-    seq, width = _parse(text)
-    return FrameSequence(text, wanted, width, seq.dirname() + seq.basename(), seq.extension())
+    seq, width, head = _parse(text)
+    return FrameSequence(text, wanted, width, head, seq.extension())
+
+
+def frame_path(pattern: str | os.PathLike[str], frame: int) -> str:
+    """The file of ``frame`` in ``pattern`` (the pattern itself when it has no frame token).
+
+    Nothing is checked on disk, so it suits comparing patterns and naming plates before their
+    folder exists. Raises PlateError when the token is not just before the extension.
+    """
+    text = os.fspath(pattern)
+    if not _has_token(text):
+        return text
+    seq, width, head = _parse(text)
+    return f"{head}{int(frame):0{width}d}{seq.extension()}"
 
 
 # ---------------------------------------------------------------- helpers
@@ -155,21 +173,43 @@ def _has_token(text: str) -> bool:
     return bool(_TOKEN_CHARS.search(os.path.basename(text)))
 
 
-def _parse(text: str) -> tuple[fileseq.FileSequence, int]:
-    """fileseq's view of ``text`` and the digit count of its frame token."""
+def _check_no_token_in_folder(text: str) -> None:
+    """Refuse a frame token in a folder name (``/shots/sh010_####/plate.exr``) unless that folder
+    really exists under that name: the token would otherwise be taken literally, or not at all."""
+    folder = os.path.dirname(text)
+    if not folder or not _FOLDER_TOKEN.search(folder) or os.path.isdir(folder):
+        return
+    named = next(part for part in reversed(folder.replace("\\", "/").split("/")) if _FOLDER_TOKEN.search(part))
+    raise PlateError(
+        f"{text} has a frame token in the folder name {named!r}; frame tokens belong in the file name, "
+        f"e.g. {os.path.join('sh010', 'plate.####.exr')}. Move the token into the file name."
+    )
+
+
+def _parse(text: str) -> tuple[fileseq.FileSequence, int, str]:
+    """fileseq's view of ``text``'s file name, the digit count of its frame token, and the head
+    (folder and name before the frame number). Only the name goes through fileseq, so a folder
+    that really has a ``#`` in its name (checked by _check_no_token_in_folder) is kept as it is."""
+    name = os.path.basename(text)
     try:
-        seq = fileseq.FileSequence(text, pad_style=fileseq.PAD_STYLE_HASH1)
+        seq = fileseq.FileSequence(name, pad_style=fileseq.PAD_STYLE_HASH1)
     except fileseq.FileSeqException as exc:
         raise PlateError(f"Cannot read the sequence pattern {text}: {exc}.") from exc
+    head = text[: len(text) - len(name)] + seq.basename()
     token = seq.padding()
     if not token:
         raise PlateError(f"The frame token in {text} must come just before the extension, e.g. {_TOKEN_HINT}.")
     # One lone "#" means four digits (fileseq's default); longer runs are one digit each.
     style = fileseq.PAD_STYLE_HASH4 if token == "#" else fileseq.PAD_STYLE_HASH1
-    return seq, int(fileseq.getPaddingNum(token, pad_style=style))
+    return seq, int(fileseq.getPaddingNum(token, pad_style=style)), head
 
 
 def _single_file(text: str, frames: str | Sequence[int] | None) -> FrameSequence:
+    if os.path.isdir(text):
+        raise PlateError(
+            f"Plate {text} is a folder, not a file. Name a plate in it, or a sequence such as "
+            f"{os.path.join(text, 'shot.####.exr')}."
+        )
     if not os.path.isfile(text):
         raise PlateError(
             f"Plate {text} does not exist. For a sequence put a frame token in the name, e.g. {_TOKEN_HINT}."
@@ -216,16 +256,29 @@ def _is_whole(value: object) -> bool:
 
 
 def _frames_on_disk(head: str, width: int, tail: str, pattern: str) -> list[int]:
-    probe = f"{head}{'@' * width}{tail}"
+    # Scanned here rather than by fileseq, which cannot parse a folder with "#" in its name. A
+    # number counts when it is written exactly as this pattern writes it (fileseq's strict
+    # padding): 0999, 12345 and -001 for ####, not 7 or 01000.
+    folder, prefix = os.path.split(head)
+    folder = folder or os.curdir
+    found: list[int] = []
     try:
-        found = fileseq.findSequenceOnDisk(probe, strictPadding=True, pad_style=fileseq.PAD_STYLE_HASH1)
-    except fileseq.FileSeqException as exc:
-        folder = os.path.dirname(os.path.abspath(pattern))
+        entries = list(os.scandir(folder))
+    except OSError:
+        entries = []
+    for entry in entries:
+        name = entry.name
+        if len(name) <= len(prefix) + len(tail) or not name.startswith(prefix) or not name.endswith(tail):
+            continue
+        digits = name[len(prefix) : len(name) - len(tail)]
+        if re.fullmatch(r"-?\d+", digits) and digits == f"{int(digits):0{width}d}" and entry.is_file():
+            found.append(int(digits))
+    if not found:
         raise PlateError(
-            f"No frames of {pattern} found in {folder} (with {width}-digit frame numbers). "
+            f"No frames of {pattern} found in {os.path.abspath(folder)} (with {width}-digit frame numbers). "
             "Check the name, the padding and the folder."
-        ) from exc
-    return sorted(_whole_frames(found.frameSet(), pattern))
+        )
+    return sorted(found)
 
 
 def _check_present(seq: FrameSequence) -> None:

@@ -177,12 +177,24 @@ def provisioned_checkpoint() -> Path:
 
 
 def read_checkpoint(path: PathLike) -> dict[str, torch.Tensor]:
-    """Read an official RVM state dict (a plain ``.pth``), raising ``WeightsError`` when it is not one."""
+    """Read an official RVM state dict (a plain ``.pth``).
+
+    Raises ``WeightsError`` saying which: the path is a folder or missing, the file cannot be read
+    (permissions, I/O), or it is not a state dict of tensors.
+    """
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise WeightsError(f"checkpoint {path} is a folder, not a file; name the .pth file in it (e.g. {path / 'rvm_mobilenetv3.pth'})")
     if not path.is_file():
         raise WeightsError(f"checkpoint {path} does not exist; check the path (official files: rvm_mobilenetv3.pth, rvm_resnet50.pth)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    except PermissionError as exc:
+        # The file is fine; re-downloading would not help, its permissions would.
+        raise WeightsError(f"checkpoint {path} cannot be read: permission denied; fix its permissions "
+                           "(e.g. chmod a+r) or copy it somewhere you can read") from exc
+    except OSError as exc:
+        raise WeightsError(f"checkpoint {path} cannot be read ({exc.strerror or exc}); check the disk or share it is on") from exc
     except Exception as exc:  # torch raises many types for a bad file
         raise WeightsError(f"checkpoint {path} is not a readable PyTorch state dict ({type(exc).__name__}); re-download it") from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

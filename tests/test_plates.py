@@ -389,3 +389,108 @@ def test_jpeg_preview_is_8_bit_and_refuses_alpha(tmp_path):
 def test_unknown_extension_is_refused(tmp_path):
     with pytest.raises(PlateError, match="no writer"):
         write_plate(tmp_path / "a.xyz", np.zeros((2, 2, 3), np.float32), ["R", "G", "B"])
+
+
+# ---------------------------------------------------------------- plates are ours
+
+
+def _one_matte(model, out_settings):
+    """A 64x64 frame matted with ``out_settings`` (a ClipSettings); returns (matter, result)."""
+    from rvm_engine.clip import ClipMatter
+    from rvm_engine.plates import Plate
+
+    rgb = np.clip(RNG.random((64, 64, 3), dtype=np.float32), 0, 1)
+    matter = ClipMatter(out_settings, model)
+    return matter, matter.matte(Plate(rgb, ["R", "G", "B"], (0, 0, 64, 64)), 1001)
+
+
+def test_plates_say_they_are_ours_in_every_format_that_can_and_a_fresh_process_reads_it(rvm_model, tmp_path):
+    import subprocess
+    import sys
+
+    from rvm_engine.clip import ClipSettings
+    from rvm_engine.plates import plate_is_ours
+
+    kinds = ("exr", "png", "tif", "jpg", "dpx", "bmp")
+    for ext in kinds:
+        matter, result = _one_matte(rvm_model, ClipSettings(alpha=str(tmp_path / f"a.####.{ext}")))
+        matter.write(result)
+        assert plate_is_ours(tmp_path / f"a.1001.{ext}", "alpha")  # this process wrote it: always ours
+    assert _open(tmp_path / "a.1001.exr")[0].getattribute("rvm:output") == "alpha"
+    check = ("import sys; from rvm_engine.plates import plate_is_ours as ours; "
+             "print(' '.join(f'{ours(p, \"alpha\")}/{ours(p, \"foreground\")}' for p in sys.argv[1:]))")
+    paths = [str(tmp_path / f"a.1001.{ext}") for ext in kinds]
+    said = subprocess.run([sys.executable, "-c", check, *paths], capture_output=True, text=True, check=True).stdout.split()
+    # Another process reads it from the header: rvm:* in EXR and PNG, Software in TIFF, JPEG and DPX;
+    # BMP keeps no text at all, so only the process that wrote it knows.
+    assert dict(zip(kinds, said)) == {"exr": "True/False", "png": "True/False", "tif": "True/False",
+                                      "jpg": "True/False", "dpx": "True/False", "bmp": "False/False"}
+
+
+def test_a_file_that_is_not_ours_is_never_replaced_unless_overwrite_is_asked(rvm_model, tmp_path):
+    from rvm_engine.clip import ClipSettings
+
+    source = tmp_path / "plate.1001.exr"  # e.g. an output pattern typed over the plates' own folder and name
+    write_plate(source, np.full((64, 64, 3), 0.25, np.float32), ["R", "G", "B"])
+    before = source.read_bytes()
+    matter, result = _one_matte(rvm_model, ClipSettings(alpha=str(tmp_path / "plate.####.exr")))
+    with pytest.raises(PlateError) as err:
+        matter.write(result)
+    assert str(source) in str(err.value) and "delete it or choose another output pattern" in str(err.value)
+    assert source.read_bytes() == before
+    matter.settings.overwrite = True
+    matter.write(result)
+    assert _open(source)[0].getattribute("rvm:output") == "alpha"
+
+
+def test_our_plate_of_another_output_is_not_replaced_either(rvm_model, tmp_path):
+    from rvm_engine.clip import ClipSettings
+
+    matter, result = _one_matte(rvm_model, ClipSettings(alpha=str(tmp_path / "matte.####.exr")))
+    matter.write(result)
+    matter, result = _one_matte(rvm_model, ClipSettings(foreground=str(tmp_path / "matte.####.exr")))
+    with pytest.raises(PlateError, match="our alpha plate"):
+        matter.write(result)
+    assert _open(tmp_path / "matte.1001.exr")[0].channelnames == ("A",)
+
+
+def test_a_bmp_from_another_run_is_refused_but_one_this_process_wrote_is_replaced(tmp_path):
+    import subprocess
+    import sys
+
+    from rvm_engine.plates import check_may_replace, ours_metadata
+
+    path = str(tmp_path / "a.1001.bmp")
+    write = ("import sys, numpy as np; from rvm_engine.plates import write_plate, ours_metadata; "
+             "write_plate(sys.argv[1], np.zeros((4, 4, 1), np.float32), ['A'], metadata=ours_metadata(sys.argv[1], 'alpha'))")
+    subprocess.run([sys.executable, "-c", write, path], check=True)
+    with pytest.raises(PlateError, match="not a plate rvm-bridge wrote"):
+        check_may_replace(path, "alpha")
+    check_may_replace(path, "alpha", overwrite=True)
+    write_plate(path, np.ones((4, 4, 1), np.float32), ["A"], metadata=ours_metadata(path, "alpha"))
+    check_may_replace(path, "alpha")
+
+
+@pytest.mark.parametrize(
+    ("alpha", "other"),
+    [("a.####.exr", "a.####.exr"), ("a.####.exr", "./sub/../a.####.exr"), ("a.####.exr", "a.%04d.exr"),
+     ("a.####.exr", "a.$F4.exr")],
+)
+def test_two_outputs_naming_one_file_are_refused_when_the_clip_is_set_up(tmp_path, alpha, other, monkeypatch):
+    from rvm_engine.clip import ClipSettings
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("foreground", "rgba"):
+        settings = ClipSettings(alpha=str(tmp_path / alpha), **{name: other})
+        with pytest.raises(PlateError, match=f"alpha and {name} outputs would write to the same file"):
+            settings.check()
+
+
+def test_two_paddings_that_meet_only_on_high_frames_are_refused_for_a_range_that_reaches_them(tmp_path):
+    from rvm_engine.clip import ClipSettings
+
+    settings = ClipSettings(alpha=str(tmp_path / "a.#.exr"), foreground=str(tmp_path / "a.%05d.exr"))
+    settings.check()  # a.1001.exr and a.01001.exr: two files
+    settings.check(range(1001, 1101))
+    with pytest.raises(PlateError, match="same file"):
+        settings.check(range(9990, 10010))  # a.10000.exr in both

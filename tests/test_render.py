@@ -182,7 +182,8 @@ def test_a_render_killed_midway_leaves_only_complete_plates_and_resume_finishes_
         np.testing.assert_array_equal(_alpha(str(out / f"a.{FIRST + i:04d}.exr")), _alpha(str(whole / f"a.{FIRST + i:04d}.exr")))
 
 
-def test_resume_reports_how_many_frames_it_prerolled(rvm_model, linear_shot, tmp_path, capsys):
+def test_resume_prerolls_from_the_range_start_whatever_the_preroll_and_reports_it(rvm_model, linear_shot, tmp_path,
+                                                                                   capsys):
     pattern, _ = linear_shot
     out = tmp_path / "out"
     args = ["render", pattern, "--frames", f"{FIRST}-{FIRST + 7}", "--alpha", str(out / "a.####.exr"),
@@ -191,9 +192,10 @@ def test_resume_reports_how_many_frames_it_prerolled(rvm_model, linear_shot, tmp
     for frame in (FIRST + 5, FIRST + 6, FIRST + 7):
         (out / f"a.{frame:04d}.exr").unlink()
     capsys.readouterr()
+    # Five frames in is well within the exact-resume limit: --preroll 3 does not cut the pre-roll short.
     assert main([*args, "--resume", "--preroll", "3"]) == 0
     said = capsys.readouterr().out
-    assert "resumed after 5 complete frames, pre-rolled 3" in said and "wrote 3 frames" in said
+    assert "resumed after 5 complete frames, pre-rolled 5" in said and "wrote 3 frames" in said
 
 
 def test_cancel_stops_after_the_frames_in_flight_are_written(rvm_model, linear_shot, tmp_path):

@@ -129,3 +129,26 @@ def test_output_folder_must_exist_unless_asked_to_create_it(tmp_path):
     with pytest.raises(PlateError, match="does not exist") as err:
         output_sequence(str(tmp_path / "v002" / "fg.####.exr"), [1001])
     assert str(tmp_path / "v002") in str(err.value)
+
+
+def test_a_folder_given_as_a_plate_is_called_a_folder(tmp_path):
+    (tmp_path / "plates").mkdir()
+    with pytest.raises(PlateError, match="is a folder, not a file") as err:
+        parse_sequence(str(tmp_path / "plates"))
+    assert str(tmp_path / "plates") in str(err.value)
+
+
+@pytest.mark.parametrize("pattern", ["sh010_####/plate.exr", "####/plate.####.exr", "sh010_%04d/plate.%04d.exr"])
+def test_a_frame_token_in_a_folder_name_says_tokens_belong_in_the_file_name(tmp_path, pattern):
+    text = str(tmp_path / "shots" / pattern)
+    with pytest.raises(PlateError, match="belong in the file name"):
+        parse_sequence(text)
+    with pytest.raises(PlateError, match="belong in the file name"):
+        output_sequence(text, [1001], create_folder=True)
+    assert not (tmp_path / "shots").exists()  # no folder made with a token in its name
+
+
+def test_a_folder_really_named_with_a_hash_is_only_a_folder(tmp_path):
+    (tmp_path / "take#2").mkdir()
+    _shot(tmp_path / "take#2", [1001, 1002])
+    assert parse_sequence(str(tmp_path / "take#2" / "shot.####.exr")).frames == [1001, 1002]

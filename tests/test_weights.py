@@ -103,3 +103,23 @@ def test_resnet50_without_weights_says_where_to_get_them(monkeypatch):
     monkeypatch.delenv(weights.CHECKPOINT_ENV["resnet50"], raising=False)
     with pytest.raises(WeightsError, match="rvm_resnet50.pth"):
         weights.load_model("resnet50")
+
+
+def test_a_folder_given_as_a_checkpoint_is_called_a_folder(tmp_path):
+    with pytest.raises(WeightsError, match="is a folder, not a file") as info:
+        weights.load_model("mobilenetv3", checkpoint=tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+def test_a_checkpoint_that_cannot_be_read_for_permissions_says_so_not_re_download(tmp_path, monkeypatch):
+    path = tmp_path / "rvm_mobilenetv3.pth"
+    path.write_bytes(b"an official file, as far as anyone knows")
+
+    def denied(*args, **kwargs):  # what opening a chmod 000 file raises; root would read it anyway
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(weights.torch, "load", denied)
+    with pytest.raises(WeightsError) as info:
+        weights.load_model("mobilenetv3", checkpoint=path)
+    text = str(info.value)
+    assert str(path) in text and "permission denied" in text and "re-download" not in text
