@@ -14,16 +14,26 @@ def _tensor(frame: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frame).permute(2, 0, 1)[None].contiguous()
 
 
+#: Largest difference allowed from ONNX Runtime on the official export, any pixel of any frame.
+#: Measured on CPU: 3.6e-06 at ratio 0.5 and 6.8e-06 at 0.25 (float32 rounding); a weight off by
+#: 2e-5 already goes past it.
+ONNX_PARITY = 1e-5
+
+
+# Only below ratio 1: the export was traced with the refiner always on, while the official
+# PyTorch model (and ours) skips it at ratio 1, so there the two differ by design (by ~0.5).
 @pytest.mark.parametrize("ratio", [0.5, 0.25])
 def test_provisioned_mobilenetv3_matches_the_official_onnx_export_frame_for_frame(rvm_model, portrait_clip, ratio):
     import onnxruntime as ort
 
     from rvm_engine.weights import find_onnx_export
 
+    assert ratio < 1
     export = ort.InferenceSession(find_onnx_export(), providers=["CPUExecutionProvider"])
     rec: list = [None] * 4
     rec_onnx = [np.zeros((1, 1, 1, 1), np.float32)] * 4
     assert len(portrait_clip) >= 8
+    worst_fgr = worst_pha = 0.0
     for frame in portrait_clip:
         src = _tensor(frame)
         with torch.no_grad():
@@ -31,8 +41,10 @@ def test_provisioned_mobilenetv3_matches_the_official_onnx_export_frame_for_fram
         feeds = {"src": src.numpy(), "downsample_ratio": np.array([ratio], np.float32)}
         feeds.update({f"r{i + 1}i": r for i, r in enumerate(rec_onnx)})
         ofgr, opha, *rec_onnx = export.run(None, feeds)
-        assert np.abs(fgr.numpy() - ofgr).max() <= 1e-4
-        assert np.abs(pha.numpy() - opha).max() <= 1e-4
+        worst_fgr = max(worst_fgr, float(np.abs(fgr.numpy() - ofgr).max()))
+        worst_pha = max(worst_pha, float(np.abs(pha.numpy() - opha).max()))
+    print(f"ratio {ratio}: largest difference from the export, foreground {worst_fgr:.2e}, alpha {worst_pha:.2e}")
+    assert worst_fgr <= ONNX_PARITY and worst_pha <= ONNX_PARITY, (worst_fgr, worst_pha)
     # A real person is in the shot: the matte is neither empty nor full.
     assert 0.1 < float(pha.mean()) < 0.95
 
@@ -101,6 +113,9 @@ def test_resnet50_loads_an_official_layout_state_dict_strictly_and_runs_recurren
     torch.save(MattingNetwork("resnet50").state_dict(), path)
     model = load_model("resnet50", checkpoint=path)
     assert not model.training
+    saved = torch.load(path, weights_only=True)
+    assert sorted(model.state_dict()) == sorted(saved)
+    assert [k for k, v in model.state_dict().items() if not torch.equal(v, saved[k])] == []
     frames = torch.rand(3, 1, 3, 96, 64)
     rec: list = [None] * 4
     with torch.no_grad():
