@@ -21,6 +21,7 @@ from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
 from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, read_plate
+from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
 
@@ -79,14 +80,20 @@ class Engine:
     @staticmethod
     def plan_render(source: str, frames: Union[None, str, List[int]], outputs: Dict[str, str], *, resume: bool,
                     shot_start: Optional[int], preroll: int, resume_limit: int) -> Dict[str, Any]:
-        """Plan a render of ``frames`` of ``source`` into ``outputs`` by the engine's own rules (the
-        in-process render's): the frames (missing ones are a PlateError now), the checked outputs,
-        and the frames to run in order, each with the outputs to write (none for a pre-roll frame
-        or a complete plate). See ``rvm_engine.resume``."""
-        from rvm_engine.resume import plan_render_run
-
-        return plan_render_run(source, frames, outputs, resume=resume, shot_start=shot_start, preroll=preroll,
-                               exact_limit=resume_limit)
+        """Plan a render of ``frames`` of ``source`` into ``outputs`` by the in-process render's own
+        rules (``rvm_engine.render.plan_render``): the frames (a missing one is a PlateError now),
+        the checked outputs, and the frames to run in order from where the network starts cold,
+        each with the outputs to write (none for a pre-roll frame; never a complete plate of a
+        resumed render). JSON-ready."""
+        settings = ClipSettings(alpha=outputs.get("alpha"), foreground=outputs.get("foreground"),
+                                rgba=outputs.get("rgba"))
+        prepared = plan_render(source, frames, settings, resume=resume, preroll=preroll, resume_limit=resume_limit,
+                               shot_start=shot_start)
+        plan, names = prepared.plan, list(settings.outputs())
+        run = [[frame, [name for name in names if name not in plan.complete.get(frame, ())] if keep else []]
+               for frame, keep in prepared.run]
+        return {"frames": plan.frames, "run": run, "exact": plan.exact, "line": plan.describe(),
+                "write_from": plan.write_from, "run_from": plan.run_from, "stray_temps": prepared.stray_temps}
 
     def first_frame_on_disk(self, pattern: str) -> Optional[int]:
         """The lowest frame of ``pattern`` on disk, or None when none is there yet."""

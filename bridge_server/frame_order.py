@@ -6,7 +6,9 @@ in frame order from the clip's first frame holds there. Given the queued frames,
 ``ClipOrder.take`` picks the next one and says how to make it:
 
 - a frame that follows a head runs on it (``sequence``); an exact head wins over another head
-  at the same frame, and when two heads meet on one frame only the better one is kept;
+  at the same frame, and when two heads meet on one frame only the better one is kept; on a
+  sequence clip a frame that follows only a head that is not exact is pre-rolled exactly
+  instead, when an exact route lies within the pre-roll limit;
 - on a clip whose source frames the server can read (``sequence`` kind), a frame ahead of a
   head pre-rolls the frames between, preferring in turn: an exact head within
   ``preroll_limit``, a cold start at the clip's first frame within the limit (exact), another
@@ -143,23 +145,6 @@ class ClipOrder:
         """A head some chunk is still advancing: its next frame is queued, or it ran lately."""
         return head.frame is not None and (head.frame + 1 in self.pending or now - head.last_used < self.live_s)
 
-    def exact_route(self, frame: int) -> bool:
-        """Whether ``frame`` can be made exact now: from the first frame or an exact head within
-        the pre-roll limit (sequence clips), or by following an exact head through frames
-        already queued (stream clips)."""
-        if frame == self.first_frame:
-            return True
-        if self.sequence:
-            if self.first_frame is not None and self.first_frame < frame <= self.first_frame + self.preroll_limit:
-                return True
-            return any(h.exact and h.frame is not None and 0 <= frame - 1 - h.frame <= self.preroll_limit
-                       for h in self.heads)
-        for head in self.heads:
-            if head.exact and head.frame is not None and head.frame < frame and \
-                    all(f in self.pending for f in range(head.frame + 1, frame)):
-                return True
-        return False
-
     # -- planning ------------------------------------------------------------------------------
     def take(self, now: float) -> Optional[Plan]:
         """The next frame to run and how, removed from the queue; None if nothing can run yet
@@ -180,12 +165,25 @@ class ClipOrder:
             # Oldest first: interleaved chunks take turns instead of the lowest frame starving the rest.
             entry = min(ready, key=lambda e: (e.arrived, e.frame))
             head = following[entry.frame]
+            if not head.exact and self._exact_jump(entry.frame):
+                return self._plan_jump(entry.frame, now)  # exactness first: pre-roll an exact state
             return self._plan(entry.frame, head, False, [], "sequence", head.exact, "continued")
         for frame in sorted(self.pending):
             if not self.sequence and self._waiting(frame, now):
                 continue
             return self._plan_jump(frame, now) if self.pending[frame].prepared else None
         return None
+
+    def _exact_jump(self, frame: int) -> bool:
+        """Whether a sequence clip can make ``frame`` exact by pre-roll: from an exact state or
+        its first frame, within the pre-roll limit."""
+        if not self.sequence:
+            return False
+        first = self.first_frame
+        if first is not None and first <= frame <= first + self.preroll_limit:
+            return True
+        return any(h.exact and h.frame is not None and 0 < frame - 1 - h.frame <= self.preroll_limit
+                   for h in self.heads)
 
     def _waiting(self, frame: int, now: float) -> bool:
         if frame == self.first_frame:

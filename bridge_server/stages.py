@@ -210,13 +210,15 @@ class FramePipeline:
     def _serve_made(self, clip: Clip, entry: Pending, fingerprint: Any, exact_plan: Optional[bool]) -> bool:
         """Answer ``entry``'s tickets from a frame the clip already made from the same source
         (caller holds the lock): now if its plates exist, or when its write finishes. A plate
-        that is not exact is served only when no exact route exists (``exact_plan``: the route
-        the frame order just chose; None: ask the frame order)."""
+        that is not exact is served only when no exact route exists (``exact_plan``: whether the
+        route the frame order chose is exact; None: not planned yet)."""
         output = clip.outputs.get(entry.frame)
         if output is None or output.fingerprint != fingerprint:
             return False
-        exact_route = clip.order.exact_route(entry.frame) if exact_plan is None else exact_plan
-        if exact_route and not output.exact:
+        # Before the frame is planned (exact_plan None) only an exact plate is served: the frames
+        # that make an exact route may still be on their way. Once planned, a plate that is not
+        # exact is served only when the plan is not exact either.
+        if not output.exact and (exact_plan is None or exact_plan):
             return False
         wanted = set(self._outputs_of(clip)) if entry.write is None else entry.write
         if not wanted <= set(output.plates):

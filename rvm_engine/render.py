@@ -29,13 +29,9 @@ from .model import MattingNetwork
 from .plates import clean_stray_temps, read_plate
 from .resume import DEFAULT_PREROLL, EXACT_RESUME_LIMIT, ResumePlan, plan_from, plan_resume
 from .sequences import FrameSequence, parse_sequence
-from .stages import ordered_map
+from .stages import ordered_map, pool_sizes
 
-# Reading + colour in, and colour out + EXR compression, each cost more than the network on a GPU
-# (bench/bench_render.py): give them more threads where there are cores for them.
-_CORES = os.cpu_count() or 2
-_READERS = max(1, min(4, _CORES // 4))
-_WRITERS = max(2, min(8, _CORES // 2))
+_READERS, _WRITERS = pool_sizes()
 _READ_AHEAD = _READERS + 2
 _WRITE_BEHIND = 2 * _WRITERS
 
@@ -82,6 +78,44 @@ def run_list(seq: FrameSequence, plan: ResumePlan, outputs: Collection[str]) -> 
     return run
 
 
+@dataclass
+class RenderPlan:
+    """A render checked and planned, before any plate is read: the sequence, the plan (where the
+    network starts, what is complete) and the frames to run, each with whether it is written."""
+
+    seq: FrameSequence
+    plan: ResumePlan
+    run: list[tuple[int, bool]]
+    stray_temps: int = 0
+
+
+def plan_render(source: Union[str, FrameSequence], frames: Union[str, Sequence[int], None], settings: ClipSettings,
+                *, resume: bool = False, preroll: int = DEFAULT_PREROLL, resume_limit: int = EXACT_RESUME_LIMIT,
+                shot_start: Optional[int] = None) -> RenderPlan:
+    """Check and plan a render (see :func:`render_sequence`): the same for a render in this process
+    and one through a bridge, whose server calls this. Raises ``PlateError`` for a missing frame, no
+    output, outputs that name one file or the source, or an unusable output folder. Removes stray
+    temporary plates of dead renders of these outputs."""
+    if preroll < 0:
+        raise PlateError(f"pre-roll {preroll} must be 0 or more frames")
+    seq = source if isinstance(source, FrameSequence) else parse_sequence(source, frames)
+    # The recurrent state needs frames in order, however the range was written (1100-1001, 5,1,3).
+    seq = dataclasses.replace(seq, frames=sorted(set(seq.frames)))
+    outputs = settings.outputs()
+    if not outputs:
+        raise PlateError("nothing to write: give at least one of --alpha, --foreground or --rgba")
+    settings.check(seq.frames)
+    for pattern in outputs.values():
+        seq.output(pattern, create_folder=True)
+    stray = clean_stray_temps(outputs.values(), seq.frames)
+    if resume:
+        plan = plan_resume(seq.frames, outputs, shot_start=shot_start, preroll=preroll, exact_limit=resume_limit)
+    else:
+        plan = plan_from(seq.frames, 0, shot_start=shot_start, preroll=preroll, exact_limit=resume_limit)
+    _check_lead_in(seq, plan)
+    return RenderPlan(seq, plan, run_list(seq, plan, outputs), stray)
+
+
 def _plates(seq: FrameSequence, frames: list[int], matter: ClipMatter) -> Generator[tuple[int, PreparedPlate], None, None]:
     """Read and convert into the model's space on reader threads, ahead of the network, in order."""
 
@@ -124,29 +158,14 @@ def render_sequence(
     plates are written; ``cancel`` stops the same way and returns a report with ``cancelled=True``.
     """
     started = time.perf_counter()
-    if preroll < 0:
-        raise PlateError(f"pre-roll {preroll} must be 0 or more frames")
-    seq = source if isinstance(source, FrameSequence) else parse_sequence(source, frames)
-    # The recurrent state needs frames in order, however the range was written (1100-1001, 5,1,3).
-    seq = dataclasses.replace(seq, frames=sorted(set(seq.frames)))
-    outputs = settings.outputs()
-    if not outputs:
-        raise PlateError("nothing to write: give at least one of --alpha, --foreground or --rgba")
-    settings.check(seq.frames)
-    for pattern in outputs.values():
-        seq.output(pattern, create_folder=True)
     if seq_chunk < 1:
         raise PlateError(f"chunk size {seq_chunk} must be at least 1")
-    stray = clean_stray_temps(outputs.values(), seq.frames)
-    if resume:
-        plan = plan_resume(seq.frames, outputs, shot_start=shot_start, preroll=preroll, exact_limit=resume_limit)
-    else:
-        plan = plan_from(seq.frames, 0, shot_start=shot_start, preroll=preroll, exact_limit=resume_limit)
-    _check_lead_in(seq, plan)
+    prepared = plan_render(source, frames, settings, resume=resume, preroll=preroll, resume_limit=resume_limit,
+                           shot_start=shot_start)
+    seq, plan, run, stray = prepared.seq, prepared.plan, prepared.run, prepared.stray_temps
     matter = ClipMatter(settings, model)
     report = RenderReport(skipped=plan.write_from, plan=plan.describe(), exact=plan.exact, stray_temps=stray,
                           kept=sum(len(done) for done in plan.complete.values()))
-    run = run_list(seq, plan, outputs)
     bar = _progress_bar(progress, sum(keep for _, keep in run), report.skipped)
     pending: list[Future] = []
     batch: list[tuple[int, PreparedPlate]] = []

@@ -230,16 +230,6 @@ def test_a_changed_source_makes_the_states_at_and_past_it_not_exact():
         run(order)
     order.upstream_changed(3)
     assert heads(order) == [(4, False)]
-    assert order.exact_route(5)  # from the first frame, within the limit
-
-
-def test_exact_routes_are_what_the_cache_rule_asks_about():
-    far = ClipOrder(sequence=True, first_frame=1, preroll_limit=5)
-    assert far.exact_route(1) and far.exact_route(6) and not far.exact_route(7)
-    stream = ClipOrder(sequence=False, first_frame=1)
-    queue(stream, 1)
-    run(stream)
-    assert stream.exact_route(2) and not stream.exact_route(4)
-    queue(stream, 2, prepared=False)
-    queue(stream, 3, prepared=False)
-    assert stream.exact_route(4)  # through frames already queued
+    queue(order, 5)
+    plan = order.take(0.0)
+    assert (plan.preroll[0], plan.exact) == (1, True)  # made again from the first frame, exactly

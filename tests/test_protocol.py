@@ -11,7 +11,14 @@ from hypothesis import strategies as st
 
 from bridge_server.client.errors import ERROR_CODES, BridgeError, OrderError, ProtocolError, RemoteError, error_for_code
 from bridge_server.client.parameters import CLIP_PARAMETERS
-from bridge_server.client.protocol import PROTOCOL_VERSION, Limits, decode_request, encode, request_header, split_envelope
+from bridge_server.client.protocol import (
+    PROTOCOL_VERSION,
+    Limits,
+    decode_request,
+    encode,
+    request_header,
+    split_envelope,
+)
 
 SMALL = Limits(max_header_bytes=4096, max_buffer_bytes=1 << 20, max_image_side=512, max_image_pixels=512 * 512)
 

@@ -1,11 +1,10 @@
-"""A real bridge process on loopback: frame order, plates identical to the in-process render,
-the cache, pre-roll, several clients on one clip, and retries that never run a frame twice."""
+"""A real bridge process on loopback, as a TD or a host uses it: plates identical to the
+in-process render (alpha, foreground, RGBA), the render command, inline frames with a real
+matte, status, and retries that attach to a run in progress instead of running it twice."""
 
 from __future__ import annotations
 
 import os
-import random
-import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,7 +14,18 @@ from bridge_server.client import BridgeClient, InlineFrame
 from bridge_server.client.render import render_through_bridge
 from bridge_server.commands.status import format_status
 
-from .test_server_support import FIRST, RawPeer, frame_path, pixels, reference_render, start_bridge, write_shot
+from .test_server_support import (
+    FIRST,
+    SIZE,
+    RawPeer,
+    frame_path,
+    has_a_person,
+    pixels,
+    reference_render,
+    same_plate,
+    start_bridge,
+    write_shot,
+)
 
 FRAMES = list(range(FIRST, FIRST + 12))
 
@@ -24,13 +34,15 @@ FRAMES = list(range(FIRST, FIRST + 12))
 def shot(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("bridge"))
     pattern = write_shot(os.path.join(root, "plates"), count=len(FRAMES))
-    reference = reference_render(pattern, FRAMES, os.path.join(root, "reference"))
-    return SimpleNamespace(root=root, pattern=pattern, reference=reference)
+    # A long plate sequence for runs that must stay busy long enough to be caught running.
+    long_pattern = write_shot(os.path.join(root, "long"), count=60, name="long")
+    reference = reference_render(pattern, FRAMES, os.path.join(root, "reference"), foreground=True, rgba=True)
+    return SimpleNamespace(root=root, pattern=pattern, long=long_pattern, reference=reference)
 
 
 @pytest.fixture(scope="module")
 def bridge(shot):
-    server = start_bridge(shot.root, "--inline-wait", "1.0", "--preroll-limit", "6", "--cold-preroll", "2")
+    server = start_bridge(shot.root, "--inline-wait", "1.0", "--workers", "1", "--preroll-limit", "60")
     yield server
     assert server.stop() == 0, server.log_tail()
 
@@ -41,77 +53,73 @@ def client(bridge):
         yield connection
 
 
-def output(shot, name):
-    return os.path.join(shot.root, name, "alpha.####.exr")
-
-
-def matches_reference(shot, pattern, frame):
-    return np.array_equal(pixels(frame_path(pattern, frame)), pixels(frame_path(shot.reference, frame)))
-
-
-def open_sequence(client, shot, name, **settings):
-    settings.setdefault("first_frame", FIRST)
-    return client.open_clip(source=shot.pattern, outputs={"alpha": output(shot, name)}, **settings)
+def output(shot, name, kind="alpha"):
+    return os.path.join(shot.root, name, f"{kind}.####.exr")
 
 
 def clip_status(client, clip_id):
     return next(clip for clip in client.status()["clips"] if clip["clip"] == clip_id)
 
 
+def test_the_shot_has_a_person_in_every_frame_so_these_tests_check_real_mattes(shot):
+    assert all(has_a_person(pixels(frame_path(shot.reference["alpha"], frame))) for frame in FRAMES)
+
+
 def test_a_sequential_render_through_the_bridge_matches_the_in_process_render_bit_for_bit(shot, bridge):
     seen = []
-    results = render_through_bridge(bridge.address, shot.pattern, FRAMES, alpha=output(shot, "render"),
-                                    progress=lambda done, total, result: seen.append((done, total)))
-    assert [result.frame for result in results] == FRAMES
-    assert all(result.how == "sequence" and result.exact for result in results)
-    assert all(matches_reference(shot, output(shot, "render"), frame) for frame in FRAMES)
+    outputs = {kind: output(shot, "render", kind) for kind in ("alpha", "foreground", "rgba")}
+    summary = render_through_bridge(bridge.address, shot.pattern, f"{FIRST}-{FRAMES[-1]}",
+                                    progress=lambda done, total, result: seen.append((done, total)), **outputs)
+    assert [result.frame for result in summary.results] == FRAMES
+    assert all(result.how == "sequence" and result.exact for result in summary.results)
+    for kind, pattern in outputs.items():
+        assert all(same_plate(pattern, shot.reference[kind], frame) for frame in FRAMES), kind
     assert seen[-1] == (len(FRAMES), len(FRAMES))
-    assert all(set(result.timings) >= {"read", "network", "write", "round_trip"} for result in results)
+    assert all(set(result.timings) >= {"read", "network", "write", "round_trip"} for result in summary.results)
 
 
-def test_scrubbing_back_three_frames_serves_the_cached_plate(shot, client):
-    clip = open_sequence(client, shot, "scrub")
-    list(clip.frames([(frame, None, None) for frame in FRAMES[:5]]))
-    plate = frame_path(output(shot, "scrub"), FRAMES[1])
-    written = os.stat(plate).st_mtime_ns
-    again = clip.frame(FRAMES[1])
-    assert (again.how, again.made_as, again.exact) == ("cache", "sequence", True)
-    assert again.plates["alpha"] == plate and os.stat(plate).st_mtime_ns == written
-    assert [head["frame"] for head in clip_status(client, clip.id)["heads"]] == [FRAMES[4]]
+def test_the_render_command_with_server_writes_the_in_process_plates(shot, bridge, capsys):
+    from bridge_server.cli import main
+
+    alpha = output(shot, "command")
+    assert main(["render", shot.pattern, "--frames", f"{FIRST}-{FIRST + 3}", "--alpha", alpha,
+                 "--server", bridge.address, "--no-progress"]) == 0
+    assert "wrote 4 frames through" in capsys.readouterr().out
+    assert all(same_plate(alpha, shot.reference["alpha"], frame) for frame in range(FIRST, FIRST + 4))
 
 
-def test_jumping_ahead_prerolls_the_missing_frames_and_says_so(shot, client):
-    clip = open_sequence(client, shot, "jump")
-    clip.frame(FIRST)
-    jumped = clip.frame(FIRST + 4)
-    assert (jumped.how, jumped.preroll_frames, jumped.exact) == ("preroll", 3, True)
-    assert jumped.timings["preroll"] > 0
-    assert matches_reference(shot, output(shot, "jump"), FIRST + 4)
-    assert not os.path.exists(frame_path(output(shot, "jump"), FIRST + 2))
+def test_a_resumed_render_through_the_bridge_equals_the_uninterrupted_one_and_keeps_complete_plates(shot, bridge):
+    from bridge_server.cli import main
+
+    alpha, foreground = output(shot, "resumed"), output(shot, "resumed", "foreground")
+    assert main(["render", shot.pattern, "--frames", f"{FIRST}-{FIRST + 7}", "--alpha", alpha, "--foreground",
+                 foreground, "--server", bridge.address, "--no-progress"]) == 0
+    kept = frame_path(alpha, FIRST + 5)
+    stamp = os.stat(kept).st_mtime_ns
+    os.remove(frame_path(foreground, FIRST + 5))  # a frame half written when the render stopped
+    for frame in (FIRST + 6, FIRST + 7):
+        os.remove(frame_path(alpha, frame))
+        os.remove(frame_path(foreground, frame))
+    assert main(["render", shot.pattern, "--frames", f"{FIRST}-{FIRST + 7}", "--alpha", alpha, "--foreground",
+                 foreground, "--server", bridge.address, "--no-progress", "--resume"]) == 0
+    assert os.stat(kept).st_mtime_ns == stamp  # the complete alpha was not rewritten
+    for frame in range(FIRST, FIRST + 8):
+        assert same_plate(alpha, shot.reference["alpha"], frame) and \
+            same_plate(foreground, shot.reference["foreground"], frame), frame
 
 
-def test_a_jump_past_the_preroll_limit_starts_cold_a_fixed_number_of_frames_before(shot, client):
-    clip = open_sequence(client, shot, "far")
-    far = clip.frame(FIRST + 11)
-    assert (far.how, far.preroll_frames, far.exact) == ("preroll", 2, False)
+def test_the_render_command_through_the_bridge_imports_no_torch_numpy_or_engine(shot, bridge, tmp_path):
+    import subprocess
+    import sys
 
-
-def test_going_back_past_the_held_state_without_a_plate_prerolls_again(shot, client):
-    clip = open_sequence(client, shot, "back")
-    assert clip.frame(FIRST + 5).how == "preroll"
-    back = clip.frame(FIRST + 2)
-    assert (back.how, back.preroll_frames, back.exact) == ("preroll", 2, True)
-    assert matches_reference(shot, output(shot, "back"), FIRST + 2)
-
-
-def test_strict_order_refuses_a_frame_that_would_need_preroll(shot, client):
-    from bridge_server.client.errors import OrderError
-
-    clip = open_sequence(client, shot, "strict")
-    assert clip.frame(FIRST, strict=True).how == "sequence"
-    with pytest.raises(OrderError):
-        clip.frame(FIRST + 3, strict=True)
-    assert clip.frame(FIRST + 1, strict=True).exact
+    code = ("import sys; from bridge_server.cli import main; code = main(sys.argv[1:]); "
+            "heavy = [m for m in ('torch', 'numpy', 'OpenImageIO') if m in sys.modules]; "
+            "print('heavy:', heavy); sys.exit(code or (3 if heavy else 0))")
+    done = subprocess.run([sys.executable, "-c", code, "render", shot.pattern, "--frames", str(FIRST), "--alpha",
+                           output(shot, "light"), "--server", bridge.address, "--no-progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "heavy: []" in done.stdout
 
 
 def inline_frame(shot, frame, dtype="float32", channels=3):
@@ -124,163 +132,79 @@ def inline_frame(shot, frame, dtype="float32", channels=3):
     return InlineFrame(data.tobytes(), data.shape[0], data.shape[1], channels, dtype)
 
 
-def test_four_clients_sending_one_clip_shuffled_get_every_frame_labelled(shot, bridge):
-    frames = FRAMES[:10]
-    shuffled = frames[:]
-    random.Random(7).shuffle(shuffled)
-    results, errors = [], []
-    settings = {"first_frame": FIRST, "outputs": {"alpha": output(shot, "shuffled")}}
-
-    def send(mine):
-        try:
-            with BridgeClient(bridge.address, timeout=60) as client:
-                clip = client.open_clip("shuffled-clip", **settings)
-                for frame in mine:
-                    results.append((frame, clip.frame(frame, image=inline_frame(shot, frame))))
-        except Exception as error:  # noqa: BLE001 - reported by the assertion below
-            errors.append(error)
-
-    threads = [threading.Thread(target=send, args=(shuffled[n::4],)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert errors == []
-    assert sorted(frame for frame, _ in results) == frames
-    assert all(result.frame == frame and result.clip == "shuffled-clip" for frame, result in results)
-    assert all(result.how in ("sequence", "cold") for _, result in results)
-    exact = [frame for frame, result in results if result.exact]
-    assert FIRST in exact
-    assert all(matches_reference(shot, output(shot, "shuffled"), frame) for frame in exact)
-
-
-def test_inline_frames_can_come_back_inline_as_float32_buffers(shot, client):
+def test_inline_frames_come_back_inline_with_a_real_matte_and_the_in_process_foreground(shot, client):
     clip = client.open_clip(first_frame=FIRST, inline_outputs=True, inline_dtype="float32")
-    result = clip.frame(FIRST, image=inline_frame(shot, FIRST, dtype="float16", channels=4))
-    alpha = result.images["alpha"]
-    assert (alpha.height, alpha.width, alpha.channels, alpha.dtype) == (64, 64, 1, "float32")
-    values = np.frombuffer(alpha.data, np.float32).reshape(64, 64)
-    reference = pixels(frame_path(shot.reference, FIRST))[..., 0]
-    assert np.array_equal(values.astype(np.float16).astype(np.float32), reference)
-    assert result.plates == {}
-    # The foreground comes back too, with no foreground plate asked for, in the plate's space:
-    # where the matte is empty (this tiny crop holds no person) it is the plate itself.
-    fg = result.images["foreground"]
-    assert (fg.height, fg.width, fg.channels, fg.dtype) == (64, 64, 3, "float32")
-    foreground = np.frombuffer(fg.data, np.float32).reshape(64, 64, 3)
-    sent = inline_frame(shot, FIRST, dtype="float16", channels=4)
-    plate = np.frombuffer(sent.data, np.float16).reshape(64, 64, 4)[..., :3].astype(np.float32)
-    assert values.max() == 0.0 and np.array_equal(foreground, plate)
+    results = [clip.frame(frame, image=inline_frame(shot, frame, dtype="float16", channels=4))
+               for frame in FRAMES[:3]]
+    assert [(r.how, r.exact) for r in results] == [("sequence", True)] * 3
+    for frame, result in zip(FRAMES, results):
+        alpha = result.images["alpha"]
+        assert (alpha.height, alpha.width, alpha.channels, alpha.dtype) == (SIZE, SIZE, 1, "float32")
+        values = np.frombuffer(alpha.data, np.float32).reshape(SIZE, SIZE)
+        assert has_a_person(values)
+        # The plates are half floats: the inline float32 alpha rounds to exactly the plate's values.
+        reference = pixels(frame_path(shot.reference["alpha"], frame))[..., 0]
+        assert np.array_equal(values.astype(np.float16).astype(np.float32), reference)
+        fg = np.frombuffer(result.images["foreground"].data, np.float32).reshape(SIZE, SIZE, 3)
+        expected = pixels(frame_path(shot.reference["foreground"], frame))
+        assert np.array_equal(fg.astype(np.float16).astype(np.float32), expected)
+        assert result.plates == {}
 
 
-def test_a_request_retried_after_a_time_out_returns_the_same_plate_and_runs_once(shot, client):
+def test_a_retry_reaching_a_frame_still_running_attaches_to_it_and_the_frame_runs_once(shot, client):
     from bridge_server.client.protocol import encode, request_header
 
-    clip = open_sequence(client, shot, "retry")
-    message = encode(request_header("frame", "retry-1001", clip=clip.id, frame=FIRST))
-    gone = RawPeer(client.address)
-    gone.send(message)
-    gone.close()  # the client timed out and dropped its socket, the Lazy Pirate way
-    first_try, second_try = RawPeer(client.address), RawPeer(client.address)
-    first_try.send(message)
-    first = first_try.reply(30)
-    second_try.send(message)
-    second = second_try.reply(30)
-    first_try.close()
-    second_try.close()
-    assert first[0]["ok"] and first[0]["plates"] == second[0]["plates"]
-    assert first[0]["made"] == second[0]["made"] == {"how": "sequence", "preroll_frames": 0, "exact": True,
-                                                     "made_as": "sequence"}
-    status = clip_status(client, clip.id)
-    assert status["frames_run"] == 1 and [head["frame"] for head in status["heads"]] == [FIRST]
+    # One worker: a clip pre-rolling 50 frames keeps it busy, so the next clip's frame is still
+    # queued when its retry arrives (the two requests arrive microseconds apart).
+    busy = client.open_clip(source=shot.long, first_frame=FIRST, outputs={"alpha": output(shot, "busy")})
+    waiting = client.open_clip(source=shot.pattern, first_frame=FIRST, outputs={"alpha": output(shot, "retried")})
+    first_try, second_try, busy_peer = RawPeer(client.address), RawPeer(client.address), RawPeer(client.address)
+    try:
+        busy_peer.send(encode(request_header("frame", "long-run", clip=busy.id, frame=FIRST + 50)))
+        message = encode(request_header("frame", "retry-1001", clip=waiting.id, frame=FIRST))
+        first_try.send(message)
+        second_try.send(message)
+        note = second_try.reply(60, skip_pending=False)[0]
+        assert note["pending"] is True and note["id"] == "retry-1001"
+        second = second_try.reply(120)[0]
+        first = first_try.reply(120)[0]
+        assert busy_peer.reply(120)[0]["ok"]
+    finally:
+        for peer in (first_try, second_try, busy_peer):
+            peer.close()
+    assert first["ok"] and first == second
+    assert first["made"]["how"] == "sequence" and first["made"]["exact"] is True
+    assert clip_status(client, waiting.id)["frames_run"] == 1
 
 
-def test_a_client_with_a_tiny_timeout_retries_until_answered_without_running_frames_twice(shot, bridge):
-    # Two retries in a row at most: the server's "still running" answers keep an impatient
-    # client from giving up on a frame that is merely slower than its timeout.
-    with BridgeClient(bridge.address, timeout=0.02, retries=2) as impatient:
-        clip = open_sequence(impatient, shot, "impatient")
-        results = list(clip.frames([(frame, None, None) for frame in FRAMES[:4]], window=2))
-        assert [(r.frame, r.how, r.exact) for r in results] == [(f, "sequence", True) for f in FRAMES[:4]]
-        assert clip_status(impatient, clip.id)["frames_run"] == 4
-    assert all(matches_reference(shot, output(shot, "impatient"), frame) for frame in FRAMES[:4])
-
-
-def test_status_shows_models_clips_queue_and_throughput(shot, client):
-    clip = open_sequence(client, shot, "status")
+def test_status_shows_models_clips_queue_memory_and_throughput(shot, client):
+    clip = client.open_clip(source=shot.pattern, first_frame=FIRST, outputs={"alpha": output(shot, "status")})
     clip.frame(FIRST)
     status = client.status()
     assert {"mobilenetv3"} <= {model["variant"] for model in status["models"]}
     assert status["frames_total"] >= 1 and status["throughput_fps"] > 0
+    assert status["memory"]["states"] > 0 and status["dropped"]["states"] == 0
     text = format_status(client.address, status)
-    assert clip.id in text and "frames/s" in text and "queue depth" in text
+    assert clip.id in text and "frames/s" in text and "queue depth" in text and "states at frames 1001" in text
     described = client.describe_models()
-    assert "downsample_ratio" in {parameter["name"] for parameter in described["parameters"]}
+    parameters = {parameter["name"]: parameter for parameter in described["parameters"]}
+    assert "downsample_ratio" in parameters and "dwaa" in parameters["compression"]["choices"]
     assert "ACEScg" in described["colour_spaces"]
 
 
-def test_the_render_command_with_server_writes_the_in_process_plates(shot, bridge, capsys):
-    from bridge_server.cli import build_parser
+def test_compression_and_its_level_reach_the_written_plate_and_unknown_ones_are_refused_at_open(shot, client):
+    import OpenImageIO as oiio
 
-    alpha = output(shot, "command")
-    args = build_parser().parse_args(["render", shot.pattern, "--frames", f"{FIRST}-{FIRST + 3}", "--alpha", alpha,
-                                      "--server", bridge.address, "--no-progress"])
-    assert args.func(args) == 0
-    assert "wrote 4 frames through" in capsys.readouterr().out
-    assert all(matches_reference(shot, alpha, frame) for frame in range(FIRST, FIRST + 4))
+    from bridge_server.client.errors import PlateError
 
-
-def test_a_clip_evicted_under_the_memory_budget_rewarms_by_preroll_on_its_next_frame(shot):
-    server = start_bridge(shot.root, "--memory-budget", "1K")
-    try:
-        with BridgeClient(server.address, timeout=60) as client:
-            first = open_sequence(client, shot, "evicted")
-            list(first.frames([(frame, None, None) for frame in FRAMES[:3]]))
-            second = open_sequence(client, shot, "other")
-            list(second.frames([(frame, None, None) for frame in FRAMES[:2]]))
-            # A recurrent state is far over 1 KiB: idle clips lose theirs.
-            evicted = clip_status(client, first.id)
-            assert evicted["memory_bytes"] == 0 and evicted["heads"] == []
-            warm = first.frame(FRAMES[3])
-            assert (warm.how, warm.preroll_frames, warm.exact) == ("preroll", 3, True)
-            assert matches_reference(shot, output(shot, "evicted"), FRAMES[3])
-    finally:
-        assert server.stop() == 0, server.log_tail()
-
-
-def test_the_render_command_with_server_refuses_what_the_in_process_render_refuses(shot, bridge, capsys):
-    from bridge_server.cli import main
-
-    before = {frame: pixels(frame_path(shot.pattern, frame)) for frame in FRAMES[:2]}
-    over_source = shot.pattern.replace("####", "%04d")  # the source plates, spelled another way
-    no_token = os.path.join(shot.root, "one", "alpha.exr")
-    for target, message in [(over_source, "source plate"), (no_token, "no frame token")]:
-        code = main(["render", shot.pattern, "--frames", f"{FIRST}-{FIRST + 1}", "--alpha", target,
-                     "--server", bridge.address, "--no-progress"])
-        assert code == 1 and message in capsys.readouterr().err
-    assert all(np.array_equal(pixels(frame_path(shot.pattern, f)), before[f]) for f in before)
-    assert not os.path.exists(no_token)
-
-
-def test_a_host_asking_to_write_over_the_source_gets_a_plate_error_and_the_source_survives(shot, client):
-    from bridge_server.client.errors import RemoteError
-
-    before = pixels(frame_path(shot.pattern, FIRST))
-    clip = client.open_clip(source=shot.pattern, first_frame=FIRST, outputs={"alpha": shot.pattern.replace("####", "$F4")})
-    with pytest.raises(RemoteError) as raised:
-        clip.frame(FIRST)
-    assert raised.value.code == "plate_error" and "source plate" in raised.value.message
-    assert np.array_equal(pixels(frame_path(shot.pattern, FIRST)), before)
-
-
-def test_compression_levels_reach_the_server_and_unknown_ones_are_refused_when_the_clip_opens(shot, client):
-    from bridge_server.client.errors import RemoteError
-
-    clip = open_sequence(client, shot, "dwaa", compression="dwaa:45")
-    assert clip.frame(FIRST).how in ("sequence", "preroll")
-    with pytest.raises(RemoteError) as raised:
-        open_sequence(client, shot, "bogus", compression="zip9000")
-    assert raised.value.code == "plate_error" and "zip9000" in raised.value.message
+    clip = client.open_clip(source=shot.pattern, first_frame=FIRST, compression="dwaa:45",
+                            outputs={"alpha": output(shot, "dwaa")})
+    plate = clip.frame(FIRST).plates["alpha"]
+    spec = oiio.ImageInput.open(plate).spec()
+    assert spec.get_string_attribute("compression") == "dwaa"
+    assert spec.get_float_attribute("openexr:dwaCompressionLevel") == 45
+    with pytest.raises(PlateError, match="zip9000"):
+        client.open_clip(source=shot.pattern, compression="zip9000", outputs={"alpha": output(shot, "bogus")})
 
 
 @pytest.mark.parametrize("address", ["foo", "tcp://127.0.0.1"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import threading
 from typing import Any, Dict, Optional
 
@@ -98,6 +99,9 @@ def add_parser(sub: Any) -> None:
                    help=f"frames pre-rolled past --resume-limit (default {DEFAULT_PREROLL})")
     local = p.add_argument_group("in this process")
     local.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    local.add_argument("--overwrite", action="store_true",
+                       help="replace files in the outputs' way that rvm-bridge did not write (by default they are "
+                            "refused, so a source or another tool's plate is never lost)")
     local.add_argument("--seq-chunk", type=int, default=1,
                        help="frames per network call, as convert_video's seq_chunk (1 gives plates identical to the "
                             "bridge)")
@@ -124,18 +128,24 @@ def _in_process(args: argparse.Namespace) -> int:
     from rvm_engine.render import render_sequence
 
     settings = ClipSettings(device=args.device, alpha=args.alpha, foreground=args.foreground, rgba=args.rgba,
-                            **clip_settings(args))
+                            overwrite=args.overwrite, **clip_settings(args))
     report = render_sequence(args.input, args.frames, settings, resume=args.resume, preroll=args.preroll,
                              resume_limit=args.resume_limit, shot_start=args.shot_start, seq_chunk=args.seq_chunk,
                              progress=not args.no_progress)
     line = f"wrote {len(report.written)} frames in {report.seconds:.1f} s"
-    if report.prerolled:
+    if args.resume:
+        line += f"; resumed after {report.skipped} complete frames, pre-rolled {report.prerolled}"
+    elif report.prerolled:
         line += f"; pre-rolled {report.prerolled}"
+    if report.kept:
+        line += f"; kept {report.kept} complete plates"
+    if report.stray_temps:
+        line += f"; removed {report.stray_temps} temporary files of stopped renders"
     if report.bad_pixels:
         line += f"; {report.bad_pixels} NaN/Inf pixels made safe"
     print(line)
-    if report.plan_line:
-        print(report.plan_line)
+    if args.resume or not report.exact:
+        print(report.plan, file=sys.stdout if report.exact else sys.stderr)
     return 0
 
 
@@ -144,9 +154,9 @@ def _through_bridge(args: argparse.Namespace) -> int:
     from ..client.pathmap import PathMap
     from ..client.render import render_through_bridge
 
-    if args.device != "cpu" or args.seq_chunk != 1:
-        raise BadParameter("--device and --seq-chunk are for renders in this process; a bridge uses its own device "
-                           "(rvm-bridge serve --device)")
+    if args.device != "cpu" or args.seq_chunk != 1 or args.overwrite:
+        raise BadParameter("--device, --seq-chunk and --overwrite are for renders in this process; a bridge uses its "
+                           "own device (rvm-bridge serve --device) and never replaces files it did not write")
     if not (args.alpha or args.foreground or args.rgba):
         raise BadParameter("nothing to write: give at least one of --alpha, --foreground or --rgba")
     path_map = PathMap.from_environment()
