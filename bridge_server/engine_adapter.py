@@ -25,7 +25,7 @@ from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
 
-from .client.errors import BridgeError
+from .client.errors import BridgeError, TooLarge
 from .client.protocol import InlineImage
 
 _CODES = ((PlateError, "plate_error"), (FrameInputError, "frame_input"), (WeightsError, "weights_error"),
@@ -146,7 +146,23 @@ class Engine:
         return True
 
     @staticmethod
-    def read(path: str, settings: Dict[str, Any]) -> Plate:
+    def read(path: str, settings: Dict[str, Any], max_side: int = 16384, max_pixels: int = 8192 ** 2) -> Plate:
+        """The plate at ``path``, its header checked first: a plate whose display or data window
+        is over ``max_side`` on a side or ``max_pixels`` in all is refused (TooLarge) before its
+        pixels are read (an 8000x8000 plate takes gigabytes). Raises PlateError."""
+        import OpenImageIO as oiio
+
+        source = oiio.ImageInput.open(path)
+        if source is not None:
+            spec = source.spec()
+            source.close()
+            for what, width, height in (("data window", spec.width, spec.height),
+                                        ("display window", spec.full_width, spec.full_height)):
+                if max(width, height) > max_side or width * height > max_pixels:
+                    raise TooLarge(f"plate {path} has a {width}x{height} {what}, over this server's limit of "
+                                   f"{max_side} px a side and {max_pixels} pixels (serve --max-image-side)")
+        else:
+            oiio.geterror()  # read_plate says what is wrong with the file
         return read_plate(path, layer=settings.get("layer"))
 
     def prepare(self, plate: Plate, settings: Dict[str, Any]) -> PreparedPlate:

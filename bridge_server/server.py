@@ -154,7 +154,8 @@ class BridgeServer:
         self.control = ThreadPoolExecutor(2, thread_name_prefix="rvm-open")
         self.pipeline = FramePipeline(engine=engine, registry=self.registry, roots=self.roots, lock=self.lock,
                                       deliver=self.deliver, workers=config.workers, readers=config.readers,
-                                      writers=config.writers, max_queued=config.max_queued_per_clip)
+                                      writers=config.writers, max_queued=config.max_queued_per_clip,
+                                      limits=config.limits)
 
     # -- life --------------------------------------------------------------------------------
     def serve_forever(self) -> None:

@@ -28,7 +28,7 @@ from rvm_engine.stages import ordered_map
 
 from .client.errors import BridgeError, InternalError, OrderError, PlateError, ServerBusy
 from .client.parameters import OUTPUT_NAMES
-from .client.protocol import Request
+from .client.protocol import Limits, Request
 from .clips import Clip, ClipRegistry, Output
 from .frame_order import Pending, Plan
 from .roots import PlateRoots
@@ -69,8 +69,10 @@ class FramePipeline:
     """Reader pool, worker threads and writer pool for every clip of one server."""
 
     def __init__(self, *, engine: Any, registry: ClipRegistry, roots: PlateRoots, lock: threading.Condition,
-                 deliver: Deliver, workers: int = 2, readers: int = 2, writers: int = 2, max_queued: int = 64) -> None:
+                 deliver: Deliver, workers: int = 2, readers: int = 2, writers: int = 2, max_queued: int = 64,
+                 limits: Limits = Limits()) -> None:
         self.engine = engine
+        self.limits = limits
         self.registry = registry
         self.roots = roots
         self.lock = lock
@@ -160,7 +162,7 @@ class FramePipeline:
             if request.inline is not None:
                 plate = self.engine.inline_plate(request.buffers[request.inline.buffer], request.inline)
             else:
-                plate = self.engine.read(path, clip.settings)
+                plate = self._read(path, clip)
             plate = self.engine.prepare(plate, clip.settings)  # colour into the model's space, here
             with self.lock:
                 entry.source = Source(plate, fingerprint, time.monotonic() - started)
@@ -178,6 +180,9 @@ class FramePipeline:
                 self._requeue(clip, entry)
                 self.lock.notify_all()
             self._fail(tickets, error)
+
+    def _read(self, path: str, clip: Clip) -> Any:
+        return self.engine.read(path, clip.settings, self.limits.max_image_side, self.limits.max_image_pixels)
 
     def _locate(self, clip: Clip, request: Request) -> Tuple[str, Any]:
         if request.inline is not None:
@@ -371,7 +376,7 @@ class FramePipeline:
 
         def read(frame: int) -> Tuple[int, Any]:
             path = self.roots.resolve(self.engine.source_path(pattern, frame), "source plate")
-            return frame, self.engine.prepare(self.engine.read(path, clip.settings), clip.settings)
+            return frame, self.engine.prepare(self._read(path, clip), clip.settings)
 
         plates = ordered_map(read, frames, self.reader_count, PREROLL_READ_AHEAD, pool=self.readers)
         try:

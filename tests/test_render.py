@@ -150,8 +150,8 @@ def _alpha_channel(path: Path) -> np.ndarray:
 def test_a_render_killed_midway_leaves_only_complete_plates_and_resume_finishes_it(tmp_path, portrait_clip):
     src = tmp_path / "src"
     src.mkdir()
-    frames = 24
-    big = np.concatenate([portrait_clip[:, ::2, ::2]] * 3)[:frames]
+    frames = 64  # long enough that the kill after the third plate always lands mid-render
+    big = np.concatenate([portrait_clip[:, ::2, ::2]] * 8)[:frames]
     for i, frame in enumerate(big):
         _write_exr(src / f"kill.{FIRST + i:04d}.exr", _convert(frame, SRGB_ENCODED, SCENE_LINEAR_REC709))
     out = tmp_path / "out"

@@ -1,5 +1,6 @@
-"""A real bridge under load and abuse: many clients and clips, broken messages, a client killed
-mid-frame, paths outside the roots, and CURVE keys. Whatever one peer does, the others are served."""
+"""A real bridge under load and abuse: many clients and clips, broken messages (the one that used
+to kill the server among them), a client killed mid-frame, a full queue, a server that dies,
+clip limits, and CURVE keys. Whatever one peer does, the others are served."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ import threading
 import time
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from bridge_server.client import BridgeClient
-from bridge_server.client.errors import BridgeError, BridgeTimeout, RemoteError
+from bridge_server.client import errors
+from bridge_server.client.errors import BridgeTimeout
 from bridge_server.client.launch import ServerProcess
 from bridge_server.client.protocol import encode, request_header
 
@@ -27,8 +30,8 @@ COUNT = 50
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("farm"))
-    pattern = write_shot(os.path.join(root, "plates"), count=COUNT, size=32)
-    server = start_bridge(root, "--preroll-limit", "6", "--cold-preroll", "2", "--max-message", "1M",
+    pattern = write_shot(os.path.join(root, "plates"), count=COUNT, size=48)
+    server = start_bridge(root, "--preroll-limit", "6", "--cold-preroll", "2", "--max-message", "1M", "--max-image-side", "512",
                           "--inline-wait", "0.5", "--max-queued", "8")
     yield SimpleNamespace(root=root, pattern=pattern, server=server, address=server.address)
     assert server.stop() == 0, server.log_tail()
@@ -135,8 +138,15 @@ def inline_header(**inline):
     ([b"{not json"], "bad_message"),
     (encode(inline_header(), [b"\0" * 95]), "bad_buffer"),
     (encode(inline_header(dtype="uint8"), [b"\0" * 48]), "bad_dtype"),
+    (encode(inline_header(dtype={}), [b"\0" * 96]), "bad_dtype"),  # this one used to kill the server
+    (encode(inline_header(dtype=["float16"]), [b"\0" * 96]), "bad_dtype"),
+    (encode(inline_header(shape={"h": 4}), [b"\0" * 96]), "bad_message"),
     (encode(inline_header(shape=[60000, 60000, 4]), [b"\0" * 96]), "too_large"),
+    (encode(dict(request_header("frame", "x", clip="c", frame=1), write={"alpha": 1})), "bad_message"),
+    (encode(dict(request_header("open_clip", "x", clip="c"), settings={"variant": {}})), "bad_parameter"),
+    (encode(dict(request_header("open_clip", "x", clip="c"), settings={"outputs": {"alpha": []}})), "bad_parameter"),
     (encode(dict(request_header("hello", "old-client"), protocol=0)), "protocol_version"),
+    (encode(dict(request_header("hello", "x"), protocol={})), "protocol_version"),
     (encode(request_header("frame", "nobody", clip="never-opened", frame=1)), "unknown_clip"),
     (encode(request_header("rewind", "what")), "unknown_op"),
 ])
@@ -158,7 +168,19 @@ def test_a_message_over_the_size_limit_is_dropped_and_the_server_goes_on(farm):
     assert still_serving(farm)
 
 
-def test_a_clip_flooded_with_frames_refuses_those_past_its_queue_limit(farm, client):
+def test_a_plate_read_by_path_over_the_size_cap_is_refused_before_its_pixels_are_read(farm, client, tmp_path):
+    from rvm_engine.plates import write_plate
+
+    big = os.path.join(farm.root, "big", "plate.1001.exr")
+    os.makedirs(os.path.dirname(big), exist_ok=True)
+    write_plate(big, np.zeros((8, 600, 3), np.float32), ["R", "G", "B"])  # wider than the server's 512 px cap
+    clip = client.open_clip(first_frame=FIRST, outputs={"alpha": os.path.join(farm.root, "big-out", "a.####.exr")})
+    with pytest.raises(errors.TooLarge, match="600"):
+        clip.frame(FIRST, path=big)
+    assert still_serving(farm)
+
+
+def test_a_full_queue_says_busy_and_a_client_that_backs_off_gets_every_frame(farm, client):
     client.open_clip("flooded", first_frame=FIRST, outputs={"alpha": os.path.join(farm.root, "flooded", "a.####.exr")})
     peer = RawPeer(farm.address)
     for frame in range(FIRST + 20, FIRST + 30):  # none follows the first frame: they all wait
@@ -167,30 +189,108 @@ def test_a_clip_flooded_with_frames_refuses_those_past_its_queue_limit(farm, cli
     replies = [peer.reply(30)[0] for _ in range(10)]
     peer.close()
     refused = [reply["error"]["code"] for reply in replies if not reply["ok"]]
-    assert refused == ["too_large", "too_large"]
+    assert refused == ["busy", "busy"]
     assert sorted(reply["frame"] for reply in replies if reply["ok"]) == list(range(FIRST + 20, FIRST + 28))
+    # The client's own window is larger than the queue: it backs off on busy and loses nothing.
+    clip = client.open_clip(source=farm.pattern, first_frame=FIRST,
+                            outputs={"alpha": os.path.join(farm.root, "patient", "a.####.exr")})
+    frames = list(range(FIRST, FIRST + 14))
+    assert [result.frame for result in clip.frames(frames, window=14)] == frames
 
 
-def test_plates_outside_the_roots_are_refused(farm, client, tmp_path):
-    with pytest.raises(RemoteError) as caught:
+def test_plates_outside_the_roots_are_refused_and_a_symlinked_frame_does_not_lead_out(farm, client, tmp_path):
+    with pytest.raises(errors.PathOutsideRoots):
         client.open_clip(outputs={"alpha": str(tmp_path / "a.####.exr")})
-    assert caught.value.code == "path_outside_roots"
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(errors.PathOutsideRoots):
         client.open_clip(outputs={"alpha": os.path.join(farm.root, "..", "escape", "a.####.exr")})
-    assert caught.value.code == "path_outside_roots"
     link = os.path.join(farm.root, "link-out")
     os.symlink(str(tmp_path), link)
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(errors.PathOutsideRoots):
         client.open_clip(outputs={"alpha": os.path.join(link, "a.####.exr")})
-    assert caught.value.code == "path_outside_roots"
     clip = client.open_clip(first_frame=FIRST, outputs={"alpha": os.path.join(farm.root, "by-path", "a.####.exr")})
-    with pytest.raises(RemoteError) as caught:
+    with pytest.raises(errors.PathOutsideRoots):
         clip.frame(FIRST, path="/etc/hostname")
-    assert caught.value.code == "path_outside_roots"
+    outside = tmp_path / "outside.1001.exr"
+    shutil.copy(os.path.join(farm.root, "plates", "plate.1001.exr"), outside)
+    sneaky = os.path.join(farm.root, "sneaky.1001.exr")
+    os.symlink(str(outside), sneaky)
+    with pytest.raises(errors.PathOutsideRoots):
+        clip.frame(FIRST, path=sneaky)
     assert still_serving(farm)
 
 
-def test_a_curve_server_admits_only_clients_holding_the_key(tmp_path):
+def test_clips_open_attach_conflict_close_and_come_back_after_the_server_lost_them(farm, client):
+    settings = {"source": farm.pattern, "first_frame": FIRST,
+                "outputs": {"alpha": os.path.join(farm.root, "limits", "a.####.exr")}}
+    clip = client.open_clip("limited", **settings)
+    assert client.open_clip("limited", **settings).opened["attached"] is True
+    with pytest.raises(errors.ClipConflict):
+        client.open_clip("limited", **dict(settings, downsample_ratio=0.5))
+    clip.frame(FIRST)
+    closed = clip.close()
+    assert closed["frames_made"] == 1
+    with pytest.raises(errors.UnknownClip):
+        client.call("frame", {"clip": "limited", "frame": FIRST + 1})
+    # The client re-opens a clip the server lost (closed, restarted) by itself, once.
+    again = clip.frame(FIRST + 1)
+    assert again.frame == FIRST + 1 and clip.id in {c["clip"] for c in client.status()["clips"]}
+
+
+def test_at_the_clip_limit_an_idle_clip_makes_room_and_busy_clips_refuse_more(tmp_path):
+    from rvm_engine.plates import read_plate
+
+    root = str(tmp_path)
+    pattern = write_shot(os.path.join(root, "plates"), count=4, size=48)
+    server = start_bridge(root, "--max-clips", "1", "--inline-wait", "30", "--head-live", "0")
+    try:
+        with BridgeClient(server.address, timeout=60) as client:
+            first = client.open_clip("first", source=pattern, first_frame=FIRST,
+                                     outputs={"alpha": os.path.join(root, "one", "a.####.exr")})
+            first.frame(FIRST)
+            second = client.open_clip("second", first_frame=FIRST,
+                                      outputs={"alpha": os.path.join(root, "two", "a.####.exr")})
+            assert "first" not in {c["clip"] for c in client.status()["clips"]}  # idle: closed to make room
+            rgb = np.ascontiguousarray(read_plate(pattern.replace("####", f"{FIRST + 2:04d}")).pixels)
+            peer = RawPeer(server.address)  # a frame that waits 30 s for its predecessors keeps the clip busy
+            peer.send(encode(request_header("frame", "waiting", clip="second", frame=FIRST + 2,
+                                            source={"inline": {"buffer": 0, "shape": list(rgb.shape),
+                                                               "dtype": "float32"}}), [rgb.tobytes()]))
+            deadline = time.monotonic() + 30
+            while not client.status()["clips"][0]["queued"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            with pytest.raises(errors.TooManyClips):
+                client.open_clip("third", first_frame=FIRST, outputs={"alpha": os.path.join(root, "three", "a.####.exr")})
+            peer.close()
+            second.close()
+    finally:
+        assert server.stop() == 0, server.log_tail()
+
+
+def test_a_server_that_dies_mid_render_is_said_within_the_time_the_client_was_given(tmp_path):
+    from bridge_server.client.render import render_through_bridge
+
+    root = str(tmp_path)
+    pattern = write_shot(os.path.join(root, "plates"), count=12, size=48)
+    server = start_bridge(root)
+    died = []
+
+    def kill_after_the_first_frame(done, total, result):
+        if not died:
+            server.process.kill()
+            server.process.wait()
+            died.append(time.monotonic())
+
+    with pytest.raises(BridgeTimeout, match="in 4 s"):
+        render_through_bridge(server.address, pattern, f"{FIRST}-{FIRST + 11}", timeout=4,
+                              alpha=os.path.join(root, "out", "a.####.exr"), progress=kill_after_the_first_frame)
+    waited = time.monotonic() - died[0]
+    assert 3.0 < waited < 6.5  # about the 4 s it was given: closing the clip is not waited for again
+    server.stop()
+
+
+def test_a_curve_server_admits_only_clients_holding_the_key_and_says_why_to_the_others(tmp_path):
+    from bridge_server.cli import main
     from bridge_server.client.keys import make_keys
 
     keys = str(tmp_path / "keys")
@@ -199,58 +299,99 @@ def test_a_curve_server_admits_only_clients_holding_the_key(tmp_path):
     make_keys(stranger)
     # The stranger knows the server's public key but holds a client key the server never admitted.
     shutil.copy(os.path.join(keys, "server.key"), os.path.join(stranger, "server.key"))
-    server = ServerProcess([str(tmp_path)], address="tcp://0.0.0.0:0", extra_args=["--keys", keys, "--preload", ""])
+    pattern = write_shot(str(tmp_path / "plates"), count=2, size=48)
+    log = str(tmp_path / "bridge.log")
+    server = ServerProcess([str(tmp_path)], address="tcp://0.0.0.0:0", log_path=log,
+                           extra_args=["--keys", keys, "--threads", "1"])
     server.start(keys_dir=keys)
     try:
         address = server.address.replace("0.0.0.0", "127.0.0.1")
         with BridgeClient(address, timeout=5, keys_dir=keys) as admitted:
             assert admitted.hello()["server"] == "rvm-bridge"
         for keys_dir in (None, stranger):
-            with BridgeClient(address, timeout=0.5, retries=1, keys_dir=keys_dir) as refused:
-                with pytest.raises(BridgeTimeout):
+            with BridgeClient(address, timeout=1.5, retries=1, keys_dir=keys_dir) as refused:
+                with pytest.raises(errors.AccessRefused, match="CURVE"):
                     refused.hello()
+        assert main(["status", "--address", address, "--keys", keys]) == 0
+        assert main(["render", pattern, "--frames", f"{FIRST}-{FIRST + 1}", "--alpha", str(tmp_path / "o" / "a.####.exr"),
+                     "--server", address, "--keys", keys, "--no-progress"]) == 0
+        with BridgeClient(address, timeout=5, keys_dir=keys) as admitted:
+            assert admitted.status()["refused_connections"] >= 1
     finally:
         assert server.stop() == 0
+    with open(log, encoding="utf-8") as text:
+        logged = text.read()
+    assert "refused a client from 127.0.0.1" in logged and "refused a connection" in logged
+
+
+def test_a_missing_keys_folder_says_what_to_run(tmp_path, capsys):
+    from bridge_server.cli import main
+
+    assert main(["status", "--keys", str(tmp_path / "nowhere")]) == 1
+    assert "rvm-bridge keys DIR" in capsys.readouterr().err
 
 
 def test_a_server_beyond_loopback_without_keys_refuses_to_start(tmp_path):
     from bridge_server.server import BridgeServer, ServerConfig
 
-    with pytest.raises(BridgeError, match="CURVE"):
+    with pytest.raises(errors.BadParameter, match="CURVE"):
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://0.0.0.0:0", preload=()), engine=object())
 
 
 def test_a_malformed_listening_address_is_named_as_such_not_as_a_security_problem(tmp_path):
     from bridge_server.server import BridgeServer, ServerConfig
 
-    with pytest.raises(BridgeError, match="not tcp://HOST:PORT"):
+    with pytest.raises(errors.BadParameter, match="not tcp://HOST:PORT"):
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="foo", preload=()), engine=object())
 
 
-def test_status_from_the_command_line_reports_the_clips(farm, client):
+def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on(tmp_path):
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    server = BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://127.0.0.1:0", preload=()))
+    server._describe_models = lambda request: {}["missing"]  # a bug in an operation
+    real_start = server._start
+
+    def start(route, request):  # a bug in the request handling itself
+        if request.op == "status":
+            raise TypeError("unhashable type: 'dict'")
+        real_start(route, request)
+
+    server._start = start
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    try:
+        with BridgeClient(server.endpoint, timeout=10) as client:
+            with pytest.raises(errors.InternalError, match="KeyError"):
+                client.describe_models()
+            with pytest.raises(errors.InternalError, match="TypeError"):
+                client.status()
+            assert client.hello()["server"] == "rvm-bridge"
+        assert server.internal_errors == 2
+    finally:
+        server.stop()
+        serving.join(30)
+
+
+def test_status_from_the_command_line_reports_the_clips(farm, client, capsys):
+    from bridge_server.cli import main
+
     client.open_clip("shown", source=farm.pattern, first_frame=FIRST,
                      outputs={"alpha": os.path.join(farm.root, "shown", "a.####.exr")}).frame(FIRST)
-    shown = subprocess.run([sys.executable, "-c", "import sys; from bridge_server.server_cli import *; "
-                            "import argparse; p = argparse.ArgumentParser(); s = p.add_subparsers(); "
-                            "add_status_parser(s); a = p.parse_args(sys.argv[1:]); sys.exit(a.func(a))",
-                            "status", "--address", farm.address, "--json"], capture_output=True, text=True, timeout=60)
-    assert shown.returncode == 0, shown.stderr
-    status = json.loads(shown.stdout)
+    assert main(["status", "--address", farm.address, "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
     assert "shown" in {clip["clip"] for clip in status["clips"]}
+    assert main(["status", "--address", farm.address]) == 0
+    text = capsys.readouterr().out
+    assert "shown (sequence, mobilenetv3): states at frames 1001" in text and farm.root in text
 
 
 def test_keys_are_made_once_and_kept_unless_forced(tmp_path, capsys):
-    import argparse
+    from bridge_server.cli import main
 
-    from bridge_server.server_cli import add_keys_parser
-
-    parser = argparse.ArgumentParser()
-    add_keys_parser(parser.add_subparsers())
-    args = parser.parse_args(["keys", str(tmp_path / "keys")])
-    assert args.func(args) == 0
+    assert main(["keys", str(tmp_path / "keys")]) == 0
     made = sorted(os.listdir(tmp_path / "keys"))
     assert made == ["authorized_clients", "client.key_secret", "server.key", "server.key_secret"]
     assert os.stat(tmp_path / "keys" / "server.key_secret").st_mode & 0o077 == 0
-    with pytest.raises(BridgeError, match="--force"):
-        args.func(args)
-    assert "client.key_secret" in capsys.readouterr().out
+    assert main(["keys", str(tmp_path / "keys")]) == 1
+    assert "--force" in capsys.readouterr().err
