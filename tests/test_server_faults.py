@@ -16,8 +16,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from bridge_server.client import BridgeClient
-from bridge_server.client import errors
+from bridge_server.client import BridgeClient, errors
 from bridge_server.client.errors import BridgeTimeout
 from bridge_server.client.launch import ServerProcess
 from bridge_server.client.protocol import encode, request_header
