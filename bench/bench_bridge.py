@@ -71,6 +71,9 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix="bench-bridge-")
     frames = list(range(1001, 1001 + args.frames))
     source = write_sample_plates(os.path.join(root, "plates"), len(frames), args.width, args.height, step=4)
+    from machine import describe_machine
+
+    print(describe_machine())
     print(f"{args.frames} frames {args.width}x{args.height}, downsample_ratio {args.ratio}, "
           f"torch threads {torch.get_num_threads()}, device {args.device}, plates in {root}")
 
@@ -93,7 +96,7 @@ def main() -> None:
     def bridge_plates(run: int, some: list[int]) -> int:
         return len(render_through_bridge(server.address, source, some, alpha=out(f"bridge{run}", "alpha"),
                                           foreground=out(f"bridge{run}", "fg"),
-                                          settings={"downsample_ratio": args.ratio}, window=args.window))
+                                          settings={"downsample_ratio": args.ratio}, window=args.window).results)
 
     def model_alone(run: int, some: list[int]) -> int:
         session = MattingSession(model, downsample_ratio=args.ratio, device=args.device)

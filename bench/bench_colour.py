@@ -43,6 +43,9 @@ def main() -> None:
         return [session.run(colour.to_model(p)[0])[1] for p in plates]
 
     reference = mattes(linear, "srgb")
+    from machine import describe_machine
+
+    print(describe_machine())
     print(f"{args.frames} frames 320x384, downsample_ratio {args.ratio}; reference: normal exposure through 'srgb'")
     print(f"{'stops':>6} {'road':>8} {'above 1.0':>10} {'alpha MAE':>10} {'IoU':>7}")
     for stops in args.stops:

@@ -43,6 +43,9 @@ def main() -> None:
     from rvm_engine.weights import find_onnx_export, load_model
 
     frames = sample_frames(count=args.frames, width=args.width, height=args.height, step=4)
+    from machine import describe_machine
+
+    print(describe_machine())
     print(f"sample shot: {args.frames} frames {args.width}x{args.height}, downsample_ratio {args.ratio}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
     model = load_model(device=args.device)

@@ -41,6 +41,9 @@ def main() -> None:
         root = Path(tmp)
         pattern = write_sample_plates(root, args.frames, args.width, args.height, step=4)
         model = load_model(device=args.device)
+        from machine import describe_machine
+
+        print(describe_machine())
         print(f"{args.frames} plates {args.width}x{args.height} half ZIP EXR, downsample_ratio {args.ratio}, device {args.device}")
 
         def settings(tag: str) -> ClipSettings:
