@@ -10,8 +10,17 @@ import numpy as np
 from bridge_server.client import BridgeClient, InlineFrame
 from bridge_server.client.protocol import encode, request_header
 
-from .test_server_support import FIRST, SIZE, RawPeer, reference_render, same_plate, shot_frames, start_bridge, \
-    to_linear, write_shot
+from .test_server_support import (
+    FIRST,
+    SIZE,
+    RawPeer,
+    reference_render,
+    same_plate,
+    shot_frames,
+    start_bridge,
+    to_linear,
+    write_shot,
+)
 
 
 def state_bytes() -> int:
