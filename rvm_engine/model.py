@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import FrameInputError
+from .errors import FrameInputError, WeightsError
 from .network.decoder import RecurrentDecoder
 from .network.deep_guided_filter import DeepGuidedFilterRefiner
 from .network.fast_guided_filter import FastGuidedFilterRefiner
@@ -47,9 +47,9 @@ class MattingNetwork(nn.Module):
     def __init__(self, variant: str = "mobilenetv3", refiner: str = "deep_guided_filter") -> None:
         super().__init__()
         if variant not in VARIANTS:
-            raise ValueError(f"unknown RVM variant {variant!r}: choose one of {', '.join(VARIANTS)}")
+            raise WeightsError(f"unknown RVM variant {variant!r}: choose one of {', '.join(VARIANTS)}")
         if refiner not in REFINERS:
-            raise ValueError(f"unknown refiner {refiner!r}: choose one of {', '.join(REFINERS)}")
+            raise WeightsError(f"unknown refiner {refiner!r}: choose one of {', '.join(REFINERS)}")
         self.variant = variant
         self.refiner_name = refiner
         self.backbone: nn.Module
