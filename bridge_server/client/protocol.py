@@ -348,7 +348,9 @@ def _shown(value: Any) -> str:
     """A short, safe rendering of a client's value for an error message."""
     try:
         text = json.dumps(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
+        # RecursionError: a value nested almost as deep as the parser allows, met here a few
+        # stack frames deeper than where it was parsed.
         text = type(value).__name__
     return text if len(text) <= 40 else text[:37] + "..."
 
