@@ -86,8 +86,10 @@ BASES: Dict[str, Tuple[Dict[str, Any], List[bytes]]] = {
                                         shot_start=None), []),
 }
 
-# The review's list of JSON types, each tried in every field of every op.
-EVERY_JSON_TYPE = [None, True, False, 0, -1, 1.5, 1e308, 10 ** 30, "", "x" * 5000, [], [[[]]], {}, {"a": {}}]
+# The review's list of JSON types, each tried in every field of every op, and a string that is
+# valid JSON but not valid Unicode (a lone surrogate).
+EVERY_JSON_TYPE = [None, True, False, 0, -1, 1.5, 1e308, 10 ** 30, "", "x" * 5000, [], [[[]]], {}, {"a": {}},
+                   "/p\ud800.exr"]
 
 
 def frame_message(height=4, width=5, channels=4, dtype="float16", extra=b""):
@@ -268,6 +270,23 @@ def test_plan_render_frames_are_a_range_a_list_of_whole_frame_numbers_or_null(fr
     assert code_of(message(header)) == "bad_message"
 
 
+@pytest.mark.parametrize("base, field, code", [
+    ("open_clip", "settings.source", "bad_parameter"), ("open_clip", "settings.outputs.alpha", "bad_parameter"),
+    ("open_clip", "settings.checkpoint", "bad_parameter"), ("open_clip", "settings.ocio_config", "bad_parameter"),
+    ("open_clip", "settings.colour_space", "bad_parameter"), ("open_clip", "settings.layer", "bad_parameter"),
+    ("frame_by_path", "source.path", "bad_message"), ("plan_render_range", "source", "bad_message"),
+    ("plan_render_list", "outputs.rgba", "bad_parameter"), ("plan_render_range", "frames", "bad_message"),
+    ("hello", "client", "bad_message"),
+])
+@pytest.mark.parametrize("text", ["/shows/abc/p\ud800.####.exr", "\udcff", "ACES\udfff"], ids=repr)
+def test_a_path_or_name_that_is_not_valid_unicode_is_refused_before_it_reaches_a_file_system(base, field, code, text):
+    # JSON's "\ud800" escape decodes to a lone surrogate; a checkpoint path or colour space
+    # holding one reached the server's file system and OCIO and came back as internal errors.
+    header = replaced(BASES[base][0], path_of(field), text)
+    assert code_of(message(header)) == code
+    assert decode_request(message(replaced(header, path_of(field), "/shows/abc/p\U0001F3AC.####.exr")), SMALL)
+
+
 @pytest.mark.parametrize("settings, code", [
     ({"outputs": {"alpha": "/a.####.exr"}, "variant": "vgg"}, "bad_parameter"),
     ({"outputs": {"alpha": "/a.####.exr"}, "downsample_ratio": 0}, "bad_parameter"),
@@ -340,7 +359,8 @@ def well_formed(request: Request, limits: Limits = SMALL) -> List[str]:
         return type(value) is int and low <= value <= high
 
     def text(value, most=4096):
-        return isinstance(value, str) and 0 < len(value) <= most and "\0" not in value
+        return isinstance(value, str) and 0 < len(value) <= most and "\0" not in value and \
+            not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
 
     def outputs(value):
         return isinstance(value, dict) and tuple(value) == OUTPUT_NAMES and \
@@ -351,7 +371,7 @@ def well_formed(request: Request, limits: Limits = SMALL) -> List[str]:
         wrong.append(f"op {request.op!r} id {request.id!r}")
     if request.op in ("open_clip", "frame", "close_clip") and not text(request.clip, 64):
         wrong.append(f"clip {request.clip!r}")
-    if request.op == "hello" and not (isinstance(request.client, str) and len(request.client) <= 200):
+    if request.op == "hello" and not (request.client == "" or text(request.client, 200)):
         wrong.append(f"client {request.client!r}")
     if request.op != "frame" and request.buffers:
         wrong.append(f"{len(request.buffers)} buffers on {request.op}")
@@ -388,8 +408,7 @@ def well_formed(request: Request, limits: Limits = SMALL) -> List[str]:
             wrong.append("buffers without an inline source")
     if request.op == "plan_render":
         plan = request.plan
-        frames_fit = plan is not None and (plan.frames is None or (
-            isinstance(plan.frames, str) and 0 < len(plan.frames) <= 4096) or (
+        frames_fit = plan is not None and (plan.frames is None or text(plan.frames) or (
             isinstance(plan.frames, list) and 0 < len(plan.frames) and all(whole(f) for f in plan.frames)))
         if not (frames_fit and text(plan.source) and outputs(plan.outputs) and type(plan.resume) is bool
                 and (plan.shot_start is None or whole(plan.shot_start))
