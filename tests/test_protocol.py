@@ -432,7 +432,10 @@ def outcome(parts: List[bytes], limits: Limits = SMALL) -> str:
 
 
 def shown(parts: List[bytes]) -> str:
-    return repr([bytes(part[:300]) for part in parts])[:900]
+    """A message for a failure report: the header (cut at 600 bytes) and the buffers' lengths."""
+    if not parts:
+        return "no parts"
+    return repr(bytes(parts[0][:600])) + (f" + buffers of {[len(p) for p in parts[1:]]} bytes" if parts[1:] else "")
 
 
 BASE_FIELDS = [(name, path) for name, (header, _) in BASES.items() for path in field_paths(header)]
