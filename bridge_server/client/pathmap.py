@@ -34,10 +34,13 @@ def windows_style(path: str) -> bool:
 
 
 def _components(path: str) -> List[str]:
+    """The folders of ``path``; the leading empty ones say root (one) or UNC share (two), and a
+    doubled separator elsewhere (``P:\\\\shows`` from an over-escaped shell line) is no folder."""
     parts = path.replace("\\", "/").split("/")
-    while len(parts) > 1 and parts[-1] == "":
-        parts.pop()
-    return parts
+    lead = 0
+    while lead < min(2, len(parts) - 1) and parts[lead] == "":
+        lead += 1
+    return parts[:lead] + [part for part in parts[lead:] if part]
 
 
 class PathRule:
@@ -72,18 +75,22 @@ def _rest_under(path: str, prefix: str) -> Optional[List[str]]:
 
 
 def _join(prefix: str, rest: List[str]) -> str:
+    """``rest`` under ``prefix``, with the separator the prefix is written with (``P:/shows``
+    gives ``P:/shows/a.exr``, as Nuke writes paths; ``P:\\shows`` gives ``P:\\shows\\a.exr``)."""
     if not rest:
         return prefix
-    separator = "\\" if windows_style(prefix) else "/"
+    separator = "\\" if "\\" in prefix or ("/" not in prefix and windows_style(prefix)) else "/"
     return prefix.rstrip("\\/") + separator + separator.join(rest)
 
 
 def _best(path: str, pairs: Sequence[Tuple[str, str]]) -> Optional[str]:
+    """The mapping of ``path`` by the rule with the most folders that holds it (None: no rule)."""
     best: Optional[Tuple[int, str, List[str]]] = None
     for source, target in pairs:
         rest = _rest_under(path, source)
-        if rest is not None and (best is None or len(source) > best[0]):
-            best = (len(source), target, rest)
+        depth = len(_components(source))
+        if rest is not None and (best is None or depth > best[0]):
+            best = (depth, target, rest)
     return None if best is None else _join(best[1], best[2])
 
 

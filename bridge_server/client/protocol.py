@@ -27,6 +27,9 @@ DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
 OPS = ("hello", "describe_models", "status", "open_clip", "frame", "close_clip", "plan_render")
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+# JSON's "\ud800" escape decodes to a lone surrogate, which no file system, log or colour
+# config can take: the server would answer such a path or name with an internal error.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_FRAME_NUMBER = 10 ** 9
 MAX_PATH_CHARS = 4096
 MAX_RANGE_CHARS = 4096
@@ -301,9 +304,9 @@ def check_parameter(parameter: Parameter, value: Any) -> Any:
     elif kind == "outputs":
         value = _outputs(value)
     else:  # path, pattern or text
-        if not isinstance(value, str) or not 0 < len(value) <= MAX_PATH_CHARS or "\0" in value:
-            raise BadParameter(f"{name} must be a text of 1..{MAX_PATH_CHARS} characters without NUL, "
-                               f"not {_shown(value)}")
+        if not isinstance(value, str) or not _fits(value, MAX_PATH_CHARS):
+            raise BadParameter(f"{name} must be a text of 1..{MAX_PATH_CHARS} characters without NUL or unpaired "
+                               f"surrogates, not {_shown(value)}")
     return value
 
 
@@ -313,8 +316,7 @@ def _outputs(value: Any) -> Dict[str, Optional[str]]:
     outputs: Dict[str, Optional[str]] = {}
     for name in OUTPUT_NAMES:
         pattern = value.get(name)
-        if pattern is not None and (not isinstance(pattern, str) or not 0 < len(pattern) <= MAX_PATH_CHARS
-                                    or "\0" in pattern):
+        if pattern is not None and (not isinstance(pattern, str) or not _fits(pattern, MAX_PATH_CHARS)):
             raise BadParameter(f"the {name} output must be a path pattern of 1..{MAX_PATH_CHARS} characters")
         outputs[name] = pattern
     return outputs
@@ -323,8 +325,9 @@ def _outputs(value: Any) -> Dict[str, Optional[str]]:
 def _decode_plan(header: Dict[str, Any]) -> RenderPlanRequest:
     frames = header.get("frames")
     if isinstance(frames, str):
-        if not 0 < len(frames) <= MAX_RANGE_CHARS:
-            raise BadMessage(f"field 'frames' must be a range of 1..{MAX_RANGE_CHARS} characters")
+        if not _fits(frames, MAX_RANGE_CHARS):
+            raise BadMessage(f"field 'frames' must be a range of 1..{MAX_RANGE_CHARS} characters without NUL or "
+                             "unpaired surrogates")
     elif isinstance(frames, list):
         if not 0 < len(frames) <= MAX_LISTED_FRAMES or not all(
                 _is_int(f) and -MAX_FRAME_NUMBER <= f <= MAX_FRAME_NUMBER for f in frames):
@@ -348,7 +351,9 @@ def _shown(value: Any) -> str:
     """A short, safe rendering of a client's value for an error message."""
     try:
         text = json.dumps(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
+        # RecursionError: a value nested almost as deep as the parser allows, met here a few
+        # stack frames deeper than where it was parsed.
         text = type(value).__name__
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -369,14 +374,21 @@ def _boolean(obj: Dict[str, Any], key: str, default: bool) -> bool:
 
 def _text(obj: Dict[str, Any], key: str, *, pattern: Optional[re.Pattern[str]] = None, max_chars: int = 64) -> str:
     value = obj.get(key)
-    if not isinstance(value, str) or not 0 < len(value) <= max_chars or (pattern and not pattern.fullmatch(value)):
+    if not isinstance(value, str) or not _fits(value, max_chars) or (pattern and not pattern.fullmatch(value)):
         allowed = " of letters, digits and ._:-" if pattern else ""
-        raise BadMessage(f"field {key!r} must be a string of 1..{max_chars} characters{allowed}")
+        raise BadMessage(f"field {key!r} must be a string of 1..{max_chars} characters{allowed} (no NUL or unpaired "
+                         "surrogates)")
     return value
 
 
 def _path(obj: Dict[str, Any], key: str) -> str:
     value = obj.get(key)
-    if not isinstance(value, str) or not 0 < len(value) <= MAX_PATH_CHARS or "\0" in value:
-        raise BadMessage(f"field {key!r} must be a path of 1..{MAX_PATH_CHARS} characters without NUL")
+    if not isinstance(value, str) or not _fits(value, MAX_PATH_CHARS):
+        raise BadMessage(f"field {key!r} must be a path of 1..{MAX_PATH_CHARS} characters without NUL or "
+                         "unpaired surrogates")
     return value
+
+
+def _fits(text: str, max_chars: int) -> bool:
+    """1..max_chars characters, none of them NUL or a lone surrogate."""
+    return 0 < len(text) <= max_chars and "\0" not in text and not _SURROGATE.search(text)
