@@ -54,7 +54,7 @@ class Engine:
         outputs = settings["outputs"]
         return ClipSettings(
             variant=settings["variant"], checkpoint=settings["checkpoint"], refiner=settings["refiner"],
-            downsample_ratio=settings["downsample_ratio"], colour_space=settings["colour_space"],
+            downsample_ratio=settings["downsample_ratio"], framing=settings["framing"], colour_space=settings["colour_space"],
             ocio_config=settings["ocio_config"], to_model=settings["to_model"],
             rgba_premultiplied=settings["rgba_premultiplied"], precision=settings["precision"], device=self.device,
             alpha=outputs["alpha"], foreground=outputs["foreground"], rgba=outputs["rgba"],
@@ -120,6 +120,11 @@ class Engine:
         clone = copy.copy(state)
         clone.session = state.session.clone()
         return clone
+
+    @staticmethod
+    def downsample_ratio(state: ClipMatter) -> Optional[float]:
+        """The ratio the state's network runs at: the clip's, or the automatic one its first frame fixed."""
+        return state.session.downsample_ratio
 
     @staticmethod
     def state_nbytes(state: ClipMatter) -> int:

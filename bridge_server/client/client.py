@@ -88,7 +88,8 @@ class FrameResult:
     state ran it: ``continued`` (the state that held frame N-1, or moved on by pre-roll),
     ``cloned`` (a copy, so the chunk advancing the original keeps it) or ``new``. ``kept`` names
     plates that were already complete and were not rewritten. ``timings`` are seconds: read,
-    preroll, network, write, queued, server_total, round_trip, transport.
+    preroll, network, write, queued, server_total, round_trip, transport. ``downsample_ratio``
+    is the ratio the network actually ran at (the automatic one resolved).
     """
 
     clip: str
@@ -102,6 +103,7 @@ class FrameResult:
     kept: List[str] = field(default_factory=list)
     images: Dict[str, InlineFrame] = field(default_factory=dict)
     timings: Dict[str, float] = field(default_factory=dict)
+    downsample_ratio: Optional[float] = None
 
 
 class BridgeClient:
@@ -388,7 +390,12 @@ class BridgeClient:
             plates={str(name): self.path_map.to_client(path) for name, path in _object(header, "plates").items()
                     if isinstance(path, str)},
             kept=[str(name) for name in kept] if isinstance(kept, list) else [],
-            images=_reply_images(header, buffers), timings=timings)
+            images=_reply_images(header, buffers), timings=timings,
+            downsample_ratio=_ratio(made.get("downsample_ratio")))
+
+
+def _ratio(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _object(header: Dict[str, Any], key: str) -> Dict[str, Any]:
