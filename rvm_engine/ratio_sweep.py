@@ -34,6 +34,7 @@ DEFAULT_PREROLL = 8
 TOLERANCE = 0.01  # mean alpha difference from the highest ratio: 1% of full coverage
 FLICKER_MARGIN = 1.10  # within 10% of the steadiest ratio's dtSSD
 MAX_RATIOS = 12
+MAX_FRAMES = 100  # judged frames, and pre-roll frames: their pixels are held for every ratio
 CROP_MAX = 160  # px of the frame in the hair crop
 
 
@@ -121,6 +122,9 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     if len(judged) < 2:
         raise FrameInputError(f"frames {frames!r} give {len(judged)} frame; give a range of at least two frames "
                               "(e.g. 1001-1008) so flicker can be measured")
+    if len(judged) > MAX_FRAMES or not 0 <= preroll <= MAX_FRAMES:
+        raise FrameInputError(f"{len(judged)} frames and a pre-roll of {preroll}: give at most {MAX_FRAMES} of each "
+                              "(a short stretch is enough to judge a ratio)")
     before = _frames_before(source, judged[0], preroll)
     say = progress or (lambda line: None)
     say(f"reading {len(before)} pre-roll and {len(judged)} judged frames")

@@ -31,6 +31,7 @@ from .errors import (
     VersionMismatch,
     error_for_code,
 )
+from .parameters import TRY_RATIOS, TRY_RATIOS_PREROLL
 from .pathmap import PathMap
 from .protocol import (
     DEFAULT_ADDRESS,
@@ -363,6 +364,31 @@ class BridgeClient:
             "outputs": {name: (self.to_server(path) if path else None) for name, path in (outputs or {}).items()},
             "resume": resume, "shot_start": shot_start, "preroll": preroll, "resume_limit": resume_limit}
         return self.call("plan_render", fields)[0]
+
+    def try_ratios(self, source: str, frames: Union[str, Sequence[int]], ratios: Optional[Sequence[float]] = None, *,
+                   sheet: Optional[str] = None, preroll: int = TRY_RATIOS_PREROLL,
+                   settings: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Ask the server to matte ``frames`` of ``source`` (a short stretch, e.g. ``"1013-1020"``,
+        both ends included) at each of ``ratios`` (default 0.125, 0.25, 0.4, 0.6) after up to
+        ``preroll`` frames before it, and to write the contact sheet PNG to ``sheet`` (a path under
+        its roots, as the client sees it; None: figures only). ``settings`` take variant,
+        checkpoint, refiner, framing, colour_space, ocio_config, to_model, precision and layer.
+
+        Returns the reply: ``rows`` (ratio, size, ms_per_frame, mean_difference, dtssd),
+        ``suggested``, ``reason``, ``guided`` (what auto picks), ``table`` (the printed text) and
+        ``sheet`` (mapped back to the client's path). It takes a while (every ratio runs every
+        frame): ``timeout`` is the silence accepted, and the server's "still running" notes
+        keep it alive. Raises PlateError, FrameInputError, BadParameter, BridgeTimeout."""
+        fields: Dict[str, Any] = {
+            "source": self.to_server(source),
+            "frames": frames if isinstance(frames, str) else [int(f) for f in frames],
+            "ratios": [float(r) for r in (ratios if ratios is not None else TRY_RATIOS)],
+            "preroll": int(preroll), "sheet": self.to_server(sheet) if sheet else None,
+            "settings": self.server_settings(dict(settings or {}))}
+        reply = self.call("try_ratios", fields, timeout=timeout)[0]
+        if isinstance(reply.get("sheet"), str):
+            reply["sheet"] = self.path_map.to_client(reply["sheet"])
+        return reply
 
     def server_settings(self, settings: Dict[str, Any]) -> Dict[str, Any]:
         """``settings`` with every path mapped to the server's view."""

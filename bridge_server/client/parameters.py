@@ -97,3 +97,13 @@ CLIP_PARAMETERS = (
               command_line=False),
 )
 PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in CLIP_PARAMETERS}
+
+# ``try_ratios``: the ratios tried when none are given (the official table's 4K, 1080p, 1080p
+# full-body and 720p full-body figures), the frames run before the judged stretch, and the clip
+# settings a sweep takes (the rest are about plates it does not write).
+TRY_RATIOS = (0.125, 0.25, 0.4, 0.6)
+TRY_RATIOS_PREROLL = 8
+TRY_RATIOS_MAX = 12
+TRY_RATIOS_MAX_FRAMES = 100  # judged frames, and pre-roll frames: all are held in memory
+TRY_RATIOS_SETTINGS = ("variant", "checkpoint", "refiner", "framing", "colour_space", "ocio_config", "to_model",
+                       "precision", "layer")
