@@ -105,7 +105,7 @@ def write_sheet(sweep: RatioSweep, path: str, *, overwrite: bool = False) -> str
     metadata: dict[str, Any] = {**ours_metadata(path, "sheet"), "ImageDescription": "\n".join(
         [_title(sweep)] + labels + [f"suggested {sweep.suggested:g}: {sweep.reason}"]),
         "rvm:ratios": ",".join(f"{trial.ratio:g}" for trial in sweep.trials),
-        "rvm:suggested_ratio": float(sweep.suggested), "rvm:labels_drawn": int(drawn)}
+        "rvm:suggested_ratio": f"{sweep.suggested:g}", "rvm:labels_drawn": "yes" if drawn else "no"}  # PNG keeps text
     write_plate(path, pixels, ["R", "G", "B"], metadata=metadata, pixel_type="uint8")
     return path
 
