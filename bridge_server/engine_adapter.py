@@ -26,6 +26,7 @@ from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
 
 from .client.errors import BridgeError, TooLarge
+from .client.parameters import TRY_RATIOS_SETTINGS
 from .client.protocol import InlineImage
 
 _CODES = ((PlateError, "plate_error"), (FrameInputError, "frame_input"), (WeightsError, "weights_error"),
@@ -54,7 +55,7 @@ class Engine:
         outputs = settings["outputs"]
         return ClipSettings(
             variant=settings["variant"], checkpoint=settings["checkpoint"], refiner=settings["refiner"],
-            downsample_ratio=settings["downsample_ratio"], colour_space=settings["colour_space"],
+            downsample_ratio=settings["downsample_ratio"], framing=settings["framing"], colour_space=settings["colour_space"],
             ocio_config=settings["ocio_config"], to_model=settings["to_model"],
             rgba_premultiplied=settings["rgba_premultiplied"], precision=settings["precision"], device=self.device,
             alpha=outputs["alpha"], foreground=outputs["foreground"], rgba=outputs["rgba"],
@@ -95,6 +96,20 @@ class Engine:
         return {"frames": plan.frames, "run": run, "exact": plan.exact, "line": plan.describe(),
                 "write_from": plan.write_from, "run_from": plan.run_from, "stray_temps": prepared.stray_temps}
 
+    def try_ratios(self, source: str, frames: Union[str, List[int]], ratios: List[float], settings: Dict[str, Any],
+                   model: Any, *, preroll: int, sheet: Optional[str]) -> Dict[str, Any]:
+        """``rvm_engine.ratio_sweep.sweep_ratios`` on ``model``, the contact sheet written to
+        ``sheet`` when given (never over a file rvm-bridge did not write); the figures, JSON-ready.
+        Raises PlateError/FrameInputError/ColourError."""
+        from rvm_engine.contact_sheet import write_sheet
+        from rvm_engine.ratio_sweep import sweep_ratios
+
+        clip = ClipSettings(device=self.device, **{name: settings[name] for name in TRY_RATIOS_SETTINGS})
+        sweep = sweep_ratios(source, frames, ratios, settings=clip, preroll=preroll, model=model)
+        if sheet:
+            write_sheet(sweep, sheet)
+        return dict(sweep.to_json(), sheet=sheet)
+
     def first_frame_on_disk(self, pattern: str) -> Optional[int]:
         """The lowest frame of ``pattern`` on disk, or None when none is there yet."""
         try:
@@ -120,6 +135,11 @@ class Engine:
         clone = copy.copy(state)
         clone.session = state.session.clone()
         return clone
+
+    @staticmethod
+    def downsample_ratio(state: ClipMatter) -> Optional[float]:
+        """The ratio the state's network runs at: the clip's, or the automatic one its first frame fixed."""
+        return state.session.downsample_ratio
 
     @staticmethod
     def state_nbytes(state: ClipMatter) -> int:

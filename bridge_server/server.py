@@ -280,8 +280,9 @@ class BridgeServer:
                     self.pipeline.submit(self.registry.get(request.clip), request)
                 except BridgeError as error:
                     self.deliver(request.id, {"error": {"code": error.code, "message": error.message}}, [])
-        elif request.op in ("open_clip", "plan_render"):
-            operation = self._open_clip if request.op == "open_clip" else self._plan_render
+        elif request.op in ("open_clip", "plan_render", "try_ratios"):
+            operation = {"open_clip": self._open_clip, "plan_render": self._plan_render,
+                         "try_ratios": self._try_ratios}[request.op]
             self.control.submit(self._guarded, operation, request)
         else:
             self._guarded({"hello": self._hello, "describe_models": self._describe_models, "status": self._status,
@@ -377,6 +378,21 @@ class BridgeServer:
                    for name, pattern in plan.outputs.items() if pattern}
         return self.engine.plan_render(source, plan.frames, outputs, resume=plan.resume, shot_start=plan.shot_start,
                                        preroll=plan.preroll, resume_limit=plan.resume_limit)
+
+    def _try_ratios(self, request: Request) -> Dict[str, Any]:
+        """Matte a stretch of a sequence at several ratios and write the contact sheet (long: it
+        runs on a control thread, and the client hears "still running" while it waits)."""
+        asked = request.ratios
+        assert asked is not None
+        settings = dict(asked.settings)
+        for key in ("checkpoint", "ocio_config"):
+            if settings[key] and not settings[key].startswith("ocio://"):
+                settings[key] = self.roots.resolve(settings[key], key)
+        source = self.roots.resolve_pattern(asked.source, "source")
+        sheet = self.roots.resolve(asked.sheet, "contact sheet") if asked.sheet else None
+        model = self.models.get(settings["variant"], settings["checkpoint"], settings["refiner"])
+        return self.engine.try_ratios(source, asked.frames, asked.ratios, settings, model, preroll=asked.preroll,
+                                      sheet=sheet)
 
     def _close_clip(self, request: Request) -> Dict[str, Any]:
         with self.lock:

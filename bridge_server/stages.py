@@ -326,7 +326,7 @@ class FramePipeline:
             self._fail(tickets, error)
             return
         made = {"how": plan.how, "preroll_frames": len(plan.preroll), "exact": plan.exact, "made_as": plan.how,
-                "head": plan.use}
+                "head": plan.use, "downsample_ratio": self.engine.downsample_ratio(state)}
         for ticket in tickets:
             ticket.timings.update(queued=started - ticket.arrived, read=source.read_s, preroll=preroll_s,
                                   network=network_s)

@@ -43,6 +43,7 @@ class ClipSettings:
     checkpoint: Optional[str] = None
     refiner: str = "deep_guided_filter"
     downsample_ratio: Optional[float] = None
+    framing: str = "portrait"
     colour_space: Optional[str] = None
     ocio_config: Optional[str] = None
     to_model: str = "srgb"
@@ -165,7 +166,8 @@ class ClipMatter:
             model = load_model(settings.variant, settings.checkpoint, settings.refiner, settings.device)
         self.model = model
         self.session = MattingSession(
-            model, device=settings.device, precision=settings.precision, downsample_ratio=settings.downsample_ratio
+            model, device=settings.device, precision=settings.precision, downsample_ratio=settings.downsample_ratio,
+            framing=settings.framing,
         )
         self._colour: Optional[PlateColour] = None
         self._colour_lock = threading.Lock()
@@ -242,6 +244,8 @@ class ClipMatter:
             "rvm:variant": s.variant,
             "rvm:refiner": s.refiner,
             "rvm:downsample_ratio": float(self.session.downsample_ratio or 0.0),
+            "rvm:downsample_ratio_from": "auto" if self.session.requested_ratio is None else "given",
+            "rvm:framing": self.session.framing,
             "rvm:frame": int(result.frame),
             "rvm:colour_space": self._colour.colour_space if self._colour else "",
             "rvm:to_model": self._colour.to_model_name if self._colour else s.to_model,

@@ -15,7 +15,8 @@ import torch
 from torch import Tensor
 
 from .errors import FrameInputError
-from .model import MattingNetwork, auto_downsample_ratio
+from .model import MattingNetwork
+from .ratio_guidance import check_framing, guided_ratio
 
 PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
 
@@ -23,8 +24,10 @@ PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
 class MattingSession:
     """One clip's matting state.
 
-    ``downsample_ratio=None`` picks the official automatic ratio from the first frame's size
+    ``downsample_ratio=None`` picks the automatic ratio from the first frame's size and the
+    ``framing`` (portrait or full-body, the official table's columns; see ``ratio_guidance``)
     and keeps it for the clip (the recurrent state only fits frames of one size and ratio).
+    ``downsample_ratio`` then holds the ratio actually used.
     """
 
     def __init__(
@@ -34,6 +37,7 @@ class MattingSession:
         device: Union[str, torch.device, None] = None,
         precision: str = "float32",
         downsample_ratio: Optional[float] = None,
+        framing: str = "portrait",
     ) -> None:
         if precision not in PRECISIONS:
             raise FrameInputError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -43,6 +47,7 @@ class MattingSession:
         self.dtype = PRECISIONS[precision]
         if self.dtype == torch.float16 and self.device.type == "cpu":
             raise FrameInputError("precision float16 needs a CUDA device; use float32 on the CPU")
+        self.framing = check_framing(framing)
         self.model = model
         self.precision = precision
         self.requested_ratio = downsample_ratio
@@ -85,7 +90,7 @@ class MattingSession:
             )
         self._size = (height, width)
         if self.downsample_ratio is None:
-            self.downsample_ratio = auto_downsample_ratio(height, width)
+            self.downsample_ratio = guided_ratio(height, width, self.framing)
         return self.downsample_ratio
 
     def run_tensor(self, src: Tensor, frame: Optional[int] = None) -> tuple[Tensor, Tensor]:

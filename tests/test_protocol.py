@@ -32,7 +32,7 @@ from bridge_server.client.errors import (
     RemoteError,
     error_for_code,
 )
-from bridge_server.client.parameters import CLIP_PARAMETERS, INLINE_DTYPES, OUTPUT_NAMES
+from bridge_server.client.parameters import CLIP_PARAMETERS, INLINE_DTYPES, OUTPUT_NAMES, TRY_RATIOS_SETTINGS
 from bridge_server.client.protocol import (
     MAX_FRAME_NUMBER,
     MAX_PREROLL,
@@ -55,7 +55,7 @@ SMALL = Limits(max_header_bytes=8192, max_buffer_bytes=4096, max_image_side=64, 
 
 SETTINGS_GIVEN = {
     "variant": "resnet50", "checkpoint": "/models/rvm_resnet50.pth", "refiner": "fast_guided_filter",
-    "downsample_ratio": 0.25, "colour_space": "ACEScg", "ocio_config": "ocio://default",
+    "downsample_ratio": 0.25, "framing": "full-body", "colour_space": "ACEScg", "ocio_config": "ocio://default",
     "to_model": "display:ACES/sRGB", "precision": "float16", "layer": "beauty",
     "source": "/shows/abc/plate.####.exr", "first_frame": 1001,
     "outputs": {"alpha": "/shows/abc/alpha.####.exr", "foreground": "/shows/abc/fg.####.exr",
@@ -84,6 +84,9 @@ BASES: Dict[str, Tuple[Dict[str, Any], List[bytes]]] = {
     "plan_render_list": (request_header("plan_render", "p-2", source="/shows/abc/plate.####.exr",
                                         frames=[1001, 1005, 1010], outputs={"rgba": "/shows/abc/rgba.####.exr"},
                                         shot_start=None), []),
+    "try_ratios": (request_header("try_ratios", "t-1", source="/shows/abc/plate.####.exr", frames="1013-1020",
+                                  ratios=[0.25, 0.4], preroll=4, sheet="/shows/abc/ratios.png",
+                                  settings={"variant": "resnet50", "framing": "full-body", "layer": "beauty"}), []),
 }
 
 # The review's list of JSON types, each tried in every field of every op, and a string that is
@@ -414,6 +417,14 @@ def well_formed(request: Request, limits: Limits = SMALL) -> List[str]:
                 and (plan.shot_start is None or whole(plan.shot_start))
                 and whole(plan.preroll, 0, MAX_PREROLL) and whole(plan.resume_limit, 0, MAX_PREROLL)):
             wrong.append(f"plan {plan!r}")
+    if request.op == "try_ratios":
+        asked = request.ratios
+        frames_fit = asked is not None and (text(asked.frames) or (
+            isinstance(asked.frames, list) and 0 < len(asked.frames) and all(whole(f) for f in asked.frames)))
+        if not (frames_fit and text(asked.source) and 0 < len(asked.ratios) <= 12
+                and all(type(r) is float and 0 < r <= 1 for r in asked.ratios) and whole(asked.preroll, 0, 100)
+                and (asked.sheet is None or text(asked.sheet)) and set(asked.settings) == set(TRY_RATIOS_SETTINGS)):
+            wrong.append(f"ratios {asked!r}")
     return wrong
 
 

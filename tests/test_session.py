@@ -23,11 +23,11 @@ def test_a_session_gives_what_the_bare_model_gives_frame_after_frame(rvm_model, 
     assert session.frames_run == 4 and session.state_nbytes() > 0
 
 
-def test_automatic_ratio_keeps_the_long_side_at_most_512(rvm_model):
+def test_automatic_ratio_follows_the_official_table_for_portraits(rvm_model):
     session = MattingSession(rvm_model)
     assert session.downsample_ratio is None
-    session.run(np.zeros((540, 1024, 3), np.float32))
-    assert session.downsample_ratio == pytest.approx(0.5)
+    session.run(np.zeros((540, 960, 3), np.float32))
+    assert session.downsample_ratio == pytest.approx(0.5)  # 480 px on the long side, as 1080p's 0.25
 
 
 def test_reset_starts_the_clip_cold_again(rvm_model, portrait_clip):

@@ -31,6 +31,7 @@ from .errors import (
     VersionMismatch,
     error_for_code,
 )
+from .parameters import TRY_RATIOS, TRY_RATIOS_PREROLL
 from .pathmap import PathMap
 from .protocol import (
     DEFAULT_ADDRESS,
@@ -88,7 +89,8 @@ class FrameResult:
     state ran it: ``continued`` (the state that held frame N-1, or moved on by pre-roll),
     ``cloned`` (a copy, so the chunk advancing the original keeps it) or ``new``. ``kept`` names
     plates that were already complete and were not rewritten. ``timings`` are seconds: read,
-    preroll, network, write, queued, server_total, round_trip, transport.
+    preroll, network, write, queued, server_total, round_trip, transport. ``downsample_ratio``
+    is the ratio the network actually ran at (the automatic one resolved).
     """
 
     clip: str
@@ -102,6 +104,7 @@ class FrameResult:
     kept: List[str] = field(default_factory=list)
     images: Dict[str, InlineFrame] = field(default_factory=dict)
     timings: Dict[str, float] = field(default_factory=dict)
+    downsample_ratio: Optional[float] = None
 
 
 class BridgeClient:
@@ -362,6 +365,31 @@ class BridgeClient:
             "resume": resume, "shot_start": shot_start, "preroll": preroll, "resume_limit": resume_limit}
         return self.call("plan_render", fields)[0]
 
+    def try_ratios(self, source: str, frames: Union[str, Sequence[int]], ratios: Optional[Sequence[float]] = None, *,
+                   sheet: Optional[str] = None, preroll: int = TRY_RATIOS_PREROLL,
+                   settings: Optional[Dict[str, Any]] = None, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Ask the server to matte ``frames`` of ``source`` (a short stretch, e.g. ``"1013-1020"``,
+        both ends included) at each of ``ratios`` (default 0.125, 0.25, 0.4, 0.6) after up to
+        ``preroll`` frames before it, and to write the contact sheet PNG to ``sheet`` (a path under
+        its roots, as the client sees it; None: figures only). ``settings`` take variant,
+        checkpoint, refiner, framing, colour_space, ocio_config, to_model, precision and layer.
+
+        Returns the reply: ``rows`` (ratio, size, ms_per_frame, mean_difference, dtssd),
+        ``suggested``, ``reason``, ``guided`` (what auto picks), ``table`` (the printed text) and
+        ``sheet`` (mapped back to the client's path). It takes a while (every ratio runs every
+        frame): ``timeout`` is the silence accepted, and the server's "still running" notes
+        keep it alive. Raises PlateError, FrameInputError, BadParameter, BridgeTimeout."""
+        fields: Dict[str, Any] = {
+            "source": self.to_server(source),
+            "frames": frames if isinstance(frames, str) else [int(f) for f in frames],
+            "ratios": [float(r) for r in (ratios if ratios is not None else TRY_RATIOS)],
+            "preroll": int(preroll), "sheet": self.to_server(sheet) if sheet else None,
+            "settings": self.server_settings(dict(settings or {}))}
+        reply = self.call("try_ratios", fields, timeout=timeout)[0]
+        if isinstance(reply.get("sheet"), str):
+            reply["sheet"] = self.path_map.to_client(reply["sheet"])
+        return reply
+
     def server_settings(self, settings: Dict[str, Any]) -> Dict[str, Any]:
         """``settings`` with every path mapped to the server's view."""
         mapped = dict(settings)
@@ -388,7 +416,12 @@ class BridgeClient:
             plates={str(name): self.path_map.to_client(path) for name, path in _object(header, "plates").items()
                     if isinstance(path, str)},
             kept=[str(name) for name in kept] if isinstance(kept, list) else [],
-            images=_reply_images(header, buffers), timings=timings)
+            images=_reply_images(header, buffers), timings=timings,
+            downsample_ratio=_ratio(made.get("downsample_ratio")))
+
+
+def _ratio(value: Any) -> Optional[float]:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _object(header: Dict[str, Any], key: str) -> Dict[str, Any]:

@@ -66,8 +66,11 @@ CLIP_PARAMETERS = (
     Parameter("refiner", "choice", "deep_guided_filter", "upsampling refiner",
               choices=("deep_guided_filter", "fast_guided_filter")),
     Parameter("downsample_ratio", "number", None,
-              "scale at which the network sees the frame; auto (none) = at most 512 px on the long side",
+              "scale at which the network sees the frame; auto (none) = the official table for the framing "
+              "(long side 480 px portrait, 768 px full-body; 1080p: 0.25 / 0.4)",
               minimum=0.0, maximum=1.0, nullable=True),
+    Parameter("framing", "choice", "portrait", "what the shot holds, for the automatic downsample ratio: portrait "
+              "(head and shoulders) or full-body", choices=("portrait", "full-body")),
     Parameter("colour_space", "text", None, "OCIO colour space of the source plates; none = scene-linear "
               "Rec.709 for EXR and float frames, sRGB for 8/16-bit images", nullable=True, aliases=("--color-space",)),
     Parameter("ocio_config", "path", None, "OCIO config (a file, or ocio://...); none = $OCIO, else the built-in "
@@ -94,3 +97,13 @@ CLIP_PARAMETERS = (
               command_line=False),
 )
 PARAMETERS_BY_NAME = {parameter.name: parameter for parameter in CLIP_PARAMETERS}
+
+# ``try_ratios``: the ratios tried when none are given (the official table's 4K, 1080p, 1080p
+# full-body and 720p full-body figures), the frames run before the judged stretch, and the clip
+# settings a sweep takes (the rest are about plates it does not write).
+TRY_RATIOS = (0.125, 0.25, 0.4, 0.6)
+TRY_RATIOS_PREROLL = 8
+TRY_RATIOS_MAX = 12
+TRY_RATIOS_MAX_FRAMES = 100  # judged frames, and pre-roll frames: all are held in memory
+TRY_RATIOS_SETTINGS = ("variant", "checkpoint", "refiner", "framing", "colour_space", "ocio_config", "to_model",
+                       "precision", "layer")

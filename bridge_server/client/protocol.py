@@ -18,14 +18,25 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from .errors import BadBuffer, BadDtype, BadMessage, BadParameter, TooLarge, UnknownOperation, VersionMismatch
-from .parameters import CLIP_PARAMETERS, INLINE_DTYPES, OUTPUT_NAMES, Parameter
+from .parameters import (
+    CLIP_PARAMETERS,
+    INLINE_DTYPES,
+    OUTPUT_NAMES,
+    PARAMETERS_BY_NAME,
+    TRY_RATIOS,
+    TRY_RATIOS_MAX,
+    TRY_RATIOS_MAX_FRAMES,
+    TRY_RATIOS_PREROLL,
+    TRY_RATIOS_SETTINGS,
+    Parameter,
+)
 
 PROTOCOL_VERSION = 2
 # Clear of Nuke's Frame Server ports (5558-5662).
 DEFAULT_PORT = 5701
 DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
-OPS = ("hello", "describe_models", "status", "open_clip", "frame", "close_clip", "plan_render")
+OPS = ("hello", "describe_models", "status", "open_clip", "frame", "close_clip", "plan_render", "try_ratios")
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 # JSON's "\ud800" escape decodes to a lone surrogate, which no file system, log or colour
 # config can take: the server would answer such a path or name with an internal error.
@@ -77,6 +88,19 @@ class RenderPlanRequest:
 
 
 @dataclass
+class RatiosRequest:
+    """What ``try_ratios`` asks: matte ``frames`` of ``source`` at each of ``ratios`` after up to
+    ``preroll`` frames before them, and write the contact sheet PNG to ``sheet`` (None: figures only)."""
+
+    source: str
+    frames: Union[str, List[int]]
+    ratios: List[float]
+    preroll: int = TRY_RATIOS_PREROLL
+    sheet: Optional[str] = None
+    settings: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Request:
     """One decoded request; fields an operation does not use keep their defaults.
 
@@ -96,6 +120,7 @@ class Request:
     refresh: bool = False
     write: Optional[Tuple[str, ...]] = None
     plan: Optional[RenderPlanRequest] = None
+    ratios: Optional[RatiosRequest] = None
     buffers: List[Buffer] = field(default_factory=list)
 
 
@@ -185,6 +210,8 @@ def decode_request(parts: Sequence[Buffer], limits: Limits = Limits()) -> Reques
         request.settings = decode_settings(header.get("settings", {}))
     elif request.op == "plan_render":
         request.plan = _decode_plan(header)
+    elif request.op == "try_ratios":
+        request.ratios = _decode_ratios(header)
     if request.op == "frame":
         _decode_frame(header, request, limits)
     elif request.buffers:
@@ -323,6 +350,43 @@ def _outputs(value: Any) -> Dict[str, Optional[str]]:
 
 
 def _decode_plan(header: Dict[str, Any]) -> RenderPlanRequest:
+    frames = _frames(header)
+    shot_start = header.get("shot_start")
+    return RenderPlanRequest(
+        source=_path(header, "source"), frames=frames, outputs=_outputs(header.get("outputs", {})),
+        resume=_boolean(header, "resume", False),
+        shot_start=None if shot_start is None else _integer(header, "shot_start"),
+        preroll=_integer(header, "preroll", 0, MAX_PREROLL) if "preroll" in header else 32,
+        resume_limit=_integer(header, "resume_limit", 0, MAX_PREROLL) if "resume_limit" in header else 1000)
+
+
+def _decode_ratios(header: Dict[str, Any]) -> RatiosRequest:
+    frames = _frames(header)
+    if frames is None:
+        raise BadMessage("field 'frames' must name the stretch to judge, e.g. \"1013-1020\"")
+    ratios = header.get("ratios", list(TRY_RATIOS))
+    if not isinstance(ratios, list) or not 0 < len(ratios) <= TRY_RATIOS_MAX:
+        raise BadParameter(f"ratios must be a list of 1..{TRY_RATIOS_MAX} numbers in (0, 1], not {_shown(ratios)}")
+    ratios = [check_parameter(PARAMETERS_BY_NAME["downsample_ratio"], ratio) for ratio in ratios]
+    if None in ratios:
+        raise BadParameter("ratios must be numbers in (0, 1]; auto is not one (try_ratios reports what auto picks)")
+    raw = header.get("settings", {})
+    if not isinstance(raw, dict):
+        raise BadMessage("'settings' must be a JSON object")
+    unknown = sorted(str(name)[:40] for name in set(raw) - set(TRY_RATIOS_SETTINGS))
+    if unknown:
+        raise BadParameter(f"try_ratios takes no setting(s) {', '.join(map(repr, unknown))[:200]}; "
+                           f"it takes: {', '.join(TRY_RATIOS_SETTINGS)}")
+    settings = {name: check_parameter(PARAMETERS_BY_NAME[name], raw.get(name, PARAMETERS_BY_NAME[name].default))
+                for name in TRY_RATIOS_SETTINGS}
+    sheet = header.get("sheet")
+    return RatiosRequest(
+        source=_path(header, "source"), frames=frames, ratios=ratios,
+        preroll=_integer(header, "preroll", 0, TRY_RATIOS_MAX_FRAMES) if "preroll" in header else TRY_RATIOS_PREROLL,
+        sheet=None if sheet is None else _path(header, "sheet"), settings=settings)
+
+
+def _frames(header: Dict[str, Any]) -> Union[None, str, List[int]]:
     frames = header.get("frames")
     if isinstance(frames, str):
         if not _fits(frames, MAX_RANGE_CHARS):
@@ -334,13 +398,7 @@ def _decode_plan(header: Dict[str, Any]) -> RenderPlanRequest:
             raise BadMessage(f"field 'frames' must list 1..{MAX_LISTED_FRAMES} whole frame numbers")
     elif frames is not None:
         raise BadMessage("field 'frames' must be a range (\"1001-1100\"), a list of frames, or null")
-    shot_start = header.get("shot_start")
-    return RenderPlanRequest(
-        source=_path(header, "source"), frames=frames, outputs=_outputs(header.get("outputs", {})),
-        resume=_boolean(header, "resume", False),
-        shot_start=None if shot_start is None else _integer(header, "shot_start"),
-        preroll=_integer(header, "preroll", 0, MAX_PREROLL) if "preroll" in header else 32,
-        resume_limit=_integer(header, "resume_limit", 0, MAX_PREROLL) if "resume_limit" in header else 1000)
+    return frames
 
 
 def _is_int(value: Any) -> bool:

@@ -13,7 +13,7 @@ import argparse
 import os
 import sys
 import threading
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 from ..client.parameters import CLIP_PARAMETERS, Parameter
 
@@ -47,11 +47,12 @@ def _number_or_auto(parameter: Parameter) -> Any:
     return parse
 
 
-def add_clip_options(parser: argparse.ArgumentParser) -> None:
-    """The clip parameters a command line sets, one option each, from the one table."""
+def add_clip_options(parser: argparse.ArgumentParser, only: Optional[Sequence[str]] = None) -> None:
+    """The clip parameters a command line sets, one option each, from the one table (``only``
+    those named, when given)."""
     group = parser.add_argument_group("clip settings (the same names as the bridge protocol and the hosts)")
     for parameter in CLIP_PARAMETERS:
-        if not parameter.command_line:
+        if not parameter.command_line or (only is not None and parameter.name not in only):
             continue
         names = [parameter.option, *parameter.aliases]
         default_text = "auto" if parameter.kind == "number" and parameter.default is None else parameter.default
@@ -71,7 +72,8 @@ def add_clip_options(parser: argparse.ArgumentParser) -> None:
 
 def clip_settings(args: argparse.Namespace) -> Dict[str, Any]:
     """The clip parameters given on the command line, by their table names."""
-    return {parameter.name: getattr(args, parameter.name) for parameter in CLIP_PARAMETERS if parameter.command_line}
+    return {parameter.name: getattr(args, parameter.name) for parameter in CLIP_PARAMETERS
+            if parameter.command_line and hasattr(args, parameter.name)}
 
 
 def add_parser(sub: Any) -> None:
