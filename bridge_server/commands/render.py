@@ -143,6 +143,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _chunk(args: argparse.Namespace) -> int:
     """One farm task: the batch renderer in this process, with the chunk rule of rvm_engine.chunks."""
+    import fileseq
+
     from rvm_engine.chunks import render_chunk
     from rvm_engine.clip import ClipSettings
 
@@ -169,7 +171,9 @@ def _chunk(args: argparse.Namespace) -> int:
 
     report = render_chunk(args.input, frames, settings, shot_start=args.shot_start, preroll=args.preroll,
                           progress=progress, say=lambda line: print(line, flush=True))
-    print(f"wrote {len(report.written)} frames in {report.seconds:.1f} s; pre-rolled {report.prerolled}", flush=True)
+    written = fileseq.FrameSet.from_iterable(report.written, sort=True) if report.written else "none"
+    print(f"wrote {len(report.written)} frames ({written}) in {report.seconds:.1f} s; pre-rolled {report.prerolled}",
+          flush=True)
     return 0
 
 
