@@ -65,6 +65,7 @@ class ChunkPlan:
     shot_start: int  # the first frame of the shot (or of its contiguous range)
     preroll: int  # frames asked for
     plan: ResumePlan
+    missing: Optional[int] = None  # a frame not on disk that cut the pre-roll short (the run starts after it)
 
     @property
     def run_from(self) -> int:
@@ -83,7 +84,10 @@ class ChunkPlan:
     def describe(self) -> str:
         """One line for the farm's log."""
         line = f"chunk {self.first}-{self.last}: pre-rolling {self.prerolled} frames from {self.run_from}, not written"
-        if self.clipped:
+        if self.clipped and self.missing is not None:
+            line += (f" (pre-roll of {self.preroll} clipped to {self.prerolled}: frame {self.missing} is not on disk, "
+                     "so the run starts cold after it)")
+        elif self.clipped:
             line += (f" (pre-roll of {self.preroll} clipped to {self.prerolled}: the shot starts at {self.shot_start}; "
                      "this chunk equals an unbroken render)")
         return line
@@ -135,7 +139,7 @@ def render_chunk(source: Union[str, FrameSequence], frames: Union[str, Sequence[
     start = shot_start_for(seq, min(seq.frames), shot_start, preroll)
     chunk = plan_chunk(seq.frames, start, preroll)
     if start > (first_on_disk(seq) if shot_start is None else shot_start):
-        say(f"frame {start - 1} is not on disk: the pre-roll starts after it, at {start}")
+        chunk.missing = start - 1
     say(chunk.describe())
     return render_sequence(seq, None, settings, shot_start=chunk.shot_start, preroll=preroll, resume_limit=0,
                            model=model, progress=progress)

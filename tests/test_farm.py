@@ -20,7 +20,7 @@ import pytest
 from bridge_server.cli import build_parser, main
 from rvm_engine.chunks import CHUNK_PREROLL, chunk_starts, contiguous_ranges, plan_chunk
 from rvm_engine.errors import PlateError
-from tests.test_server_support import FIRST, THREADS, frame_path, pixels, reference_render, write_shot
+from .test_server_support import FIRST, THREADS, frame_path, pixels, reference_render, write_shot
 
 REPO = Path(__file__).resolve().parent.parent
 FRAMES = list(range(FIRST, FIRST + 24))
@@ -185,6 +185,24 @@ def test_a_chunk_near_the_shot_start_is_clipped_says_so_and_equals_the_unbroken_
                     "the shot starts at 1001; this chunk equals an unbroken render)"]
     for frame in (1005, 1006, 1007):
         assert np.array_equal(pixels(frame_path(out, frame)), pixels(frame_path(unbroken, frame)))
+
+
+def test_a_frame_missing_inside_the_pre_roll_starts_the_pre_roll_after_it(shot, tmp_path, rvm_model):
+    from rvm_engine.chunks import render_chunk
+    from rvm_engine.clip import ClipSettings
+
+    root, pattern, _ = shot
+    plates = tmp_path / "plates"
+    plates.mkdir()
+    for frame in range(1001, 1017):
+        if frame != 1010:  # a hole in the plates on disk
+            os.symlink(frame_path(pattern, frame), plates / os.path.basename(frame_path(pattern, frame)))
+    said: list = []
+    report = render_chunk(str(plates / "plate.####.exr"), "1013-1016", ClipSettings(alpha=str(tmp_path / "a.####.exr")),
+                          shot_start=FIRST, preroll=8, model=rvm_model, say=said.append)
+    assert report.prerolled == 2 and sorted(report.written) == [1013, 1014, 1015, 1016]
+    assert said == ["chunk 1013-1016: pre-rolling 2 frames from 1011, not written (pre-roll of 8 clipped to 2: "
+                    "frame 1010 is not on disk, so the run starts cold after it)"]
 
 
 # --- Deadline and OpenCue, read back ---------------------------------------------------------------------
