@@ -20,6 +20,7 @@ import pytest
 from bridge_server.cli import build_parser, main
 from rvm_engine.chunks import CHUNK_PREROLL, chunk_starts, contiguous_ranges, plan_chunk
 from rvm_engine.errors import PlateError
+
 from .test_server_support import FIRST, THREADS, frame_path, pixels, reference_render, write_shot
 
 REPO = Path(__file__).resolve().parent.parent

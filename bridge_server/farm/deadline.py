@@ -27,6 +27,7 @@ def info_files(job: FarmJob) -> List[Tuple[str, Dict[str, str], Dict[str, str]]]
         stem = job.name if len(job.ranges) == 1 else f"{job.name}_{first}-{last}"
         job_info = {"Plugin": "CommandLine", "Name": f"rvm-bridge matte {job.name} {first}-{last}",
                     "BatchName": f"rvm-bridge {job.name}", "Frames": f"{first}-{last}", "ChunkSize": str(job.chunk)}
+        plugin_info = {"Executable": job.command[0], "Arguments": arguments}
         files.append((stem, job_info, plugin_info))
     return files
 
