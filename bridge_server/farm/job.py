@@ -13,8 +13,6 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence
 
-import fileseq
-
 from . import FarmError
 
 OUTPUTS = ("alpha", "foreground", "rgba")
@@ -48,7 +46,9 @@ class FarmJob:
 
     @property
     def frames_text(self) -> str:
-        return str(fileseq.FrameSet.from_iterable(self.frames, sort=True))
+        """The frames as contiguous ranges, ``1001-1010,1015-1024``: a range both fileseq and OpenJD
+        read (OpenJD writes steps another way, so none are used)."""
+        return ",".join(f"{a}-{b}" if b > a else str(a) for a, b in self.ranges)
 
     def values(self) -> Dict[str, str]:
         """The task command's values, literally (a template replaces some with its own references)."""
@@ -112,7 +112,7 @@ def describe_preroll(job: FarmJob) -> List[str]:
                      f"starting within {job.preroll} frames of it pre-roll from {job.shot_start} (the first chunk "
                      f"pre-rolls {reach}), so they equal an unbroken render")
     if len(job.ranges) > 1:
-        listed = ", ".join(f"{a}-{b}" for a, b in job.ranges)
+        listed = job.frames_text.replace(",", ", ")
         notes.append(f"{job.name}: frames {job.frames_text} have gaps; split into contiguous ranges {listed}")
     return notes
 
