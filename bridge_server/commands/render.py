@@ -17,7 +17,7 @@ from typing import Any, Dict, Optional, Sequence
 
 from ..client.parameters import CLIP_PARAMETERS, Parameter
 
-DEFAULT_PREROLL = 32  # frames pre-rolled before a resumed frame the exact rule cannot reach
+DEFAULT_PREROLL = 32  # frames pre-rolled before a chunk, or a resumed frame the exact rule cannot reach
 DEFAULT_RESUME_LIMIT = 1000
 
 
@@ -98,7 +98,16 @@ def add_parser(sub: Any) -> None:
                    help=f"pre-roll from the range start when within this many frames (default {DEFAULT_RESUME_LIMIT}); "
                         "beyond it --preroll frames are pre-rolled and the resumed plates are not exact (said loudly)")
     p.add_argument("--preroll", type=frames_count, default=DEFAULT_PREROLL, metavar="FRAMES",
-                   help=f"frames pre-rolled past --resume-limit (default {DEFAULT_PREROLL})")
+                   help=f"frames pre-rolled past --resume-limit, or before a --chunk (default {DEFAULT_PREROLL}, "
+                        "measured: docs/farm.md)")
+    farm = p.add_argument_group("one chunk of a longer shot (a farm task)")
+    farm.add_argument("--chunk", action="store_true",
+                      help="render --frames as one chunk: pre-roll from max(shot start, first frame - --preroll), "
+                           "not written, then write the chunk; --shot-start defaults to the first frame on disk; "
+                           "progress as log lines")
+    farm.add_argument("--within", metavar="FRAMES",
+                      help="with --chunk: keep only the frames inside this range (the job's; some farms hand the "
+                           "last chunk frames past its end)")
     local = p.add_argument_group("in this process")
     local.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     local.add_argument("--overwrite", action="store_true",
@@ -122,7 +131,63 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..client.errors import BadParameter
+
+    if args.chunk:
+        if args.server or args.resume:
+            raise BadParameter("--chunk renders in this process and rewrites its chunk whole; leave out --server "
+                               "and --resume")
+        return _chunk(args)
+    if args.within:
+        raise BadParameter("--within goes with --chunk")
     return _through_bridge(args) if args.server else _in_process(args)
+
+
+def _chunk(args: argparse.Namespace) -> int:
+    """One farm task: the batch renderer in this process, with the chunk rule of rvm_engine.chunks."""
+    import fileseq
+
+    from rvm_engine.chunks import render_chunk
+    from rvm_engine.clip import ClipSettings
+
+    from ..client.errors import BadParameter
+
+    if not args.frames:
+        raise BadParameter("--chunk needs --frames FIRST-LAST, the chunk's kept frames")
+    frames = _frame_set(args.frames, "--frames")
+    if args.within:
+        inside = set(_frame_set(args.within, "--within"))
+        kept = [f for f in frames if f in inside]
+        if not kept:
+            print(f"chunk {args.frames}: no frames inside {args.within}; nothing to render", flush=True)
+            return 0
+        frames = kept
+    settings = ClipSettings(device=args.device, alpha=args.alpha, foreground=args.foreground, rgba=args.rgba,
+                            overwrite=args.overwrite, **clip_settings(args))
+    said = [0]
+
+    def progress(done: int, total: int) -> None:
+        if not args.no_progress and done > said[0]:
+            said[0] = done
+            print(f"rvm-bridge: {done}/{total} frames written", flush=True)
+
+    report = render_chunk(args.input, frames, settings, shot_start=args.shot_start, preroll=args.preroll,
+                          progress=progress, say=lambda line: print(line, flush=True))
+    written = fileseq.FrameSet.from_iterable(report.written, sort=True) if report.written else "none"
+    print(f"wrote {len(report.written)} frames ({written}) in {report.seconds:.1f} s; pre-rolled {report.prerolled}",
+          flush=True)
+    return 0
+
+
+def _frame_set(text: str, option: str) -> list:
+    import fileseq
+
+    from ..client.errors import BadParameter
+
+    try:
+        return [int(f) for f in fileseq.FrameSet(text)]
+    except fileseq.ParseException:
+        raise BadParameter(f"{option} {text!r} is not a frame range (e.g. 1001-1008)") from None
 
 
 def _in_process(args: argparse.Namespace) -> int:
