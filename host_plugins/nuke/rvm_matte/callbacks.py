@@ -40,7 +40,7 @@ def on_create() -> None:
     clip = str(group["rvm_clip_id"].value())
     others = [other for other in all_rvm_mattes() if other is not group and other.fullName() != group.fullName()]
     if not clip or any(str(other["rvm_clip_id"].value()) == clip for other in others):
-        with _guard(group) as entered:
+        with guard(group) as entered:
             if entered:
                 group["rvm_clip_id"].setValue(node.new_clip_id())
                 for name in ("rendered_stamp", "rendered_frames", "render_summary", "input_stamp"):
@@ -48,8 +48,8 @@ def on_create() -> None:
                 node.show_state(group, "not rendered yet: press Render matte (a copy is a new clip)", stale=True)
 
 
-class _guard:
-    """``with _guard(group) as entered``: entered is False when a callback for this node is
+class guard:
+    """``with guard(group) as entered``: entered is False when a callback for this node is
     already running further up the stack (knobChanged fired by our own setValue)."""
 
     def __init__(self, group: Any) -> None:
@@ -73,7 +73,7 @@ def knob_changed() -> None:
     name = nuke.thisKnob().name()
     if name in node.HIDDEN_KNOBS or name in ("info", "label", "render", "refresh", "start_bridge"):
         return
-    with _guard(group) as entered:
+    with guard(group) as entered:
         if entered:
             from .render import refresh_state
 
@@ -83,7 +83,7 @@ def knob_changed() -> None:
 def update_ui() -> None:
     group = nuke.thisNode()
     if node.is_rvm_matte(group):
-        with _guard(group) as entered:
+        with guard(group) as entered:
             if entered:
                 from .render import refresh_state
 
@@ -104,7 +104,7 @@ def before_render() -> None:
 
     write = nuke.thisNode()
     for group in list(upstream_mattes(write)):
-        with _guard(group) as entered:
+        with guard(group) as entered:
             if not entered:
                 continue  # a render of this node is already running further up the stack
             first, last = node.parse_frames(os.environ.get(FRAMES_VARIABLE, "")) or node.frame_range(group)

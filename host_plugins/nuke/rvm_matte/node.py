@@ -43,7 +43,16 @@ def create(client: Any = None) -> nuke.Node:
 
 
 def build(group: nuke.Group, client: Any = None) -> None:
-    """Add RVMMatte's knobs and internal graph to an empty Group."""
+    """Add RVMMatte's knobs and internal graph to an empty Group. Nuke 17.1 fires knobChanged
+    for each knob set here: the callbacks wait (guard) until the graph is complete."""
+    from .callbacks import guard
+
+    with guard(group):
+        _build(group, client)
+    show_state(group, "not rendered yet", stale=True)
+
+
+def _build(group: nuke.Group, client: Any) -> None:
     address = client.DEFAULT_ADDRESS if client is not None else "tcp://127.0.0.1:5701"
     variants = _choices(client, "variant") or ["mobilenetv3"]
     knobs: List[nuke.Knob] = [
@@ -85,7 +94,6 @@ def build(group: nuke.Group, client: Any = None) -> None:
         _internal_graph()
     finally:
         group.end()
-    show_state(group, "not rendered yet", stale=True)
 
 
 def _internal_graph() -> None:
