@@ -114,6 +114,9 @@ def test_a_graded_plate_is_written_by_the_node_and_its_matte_matches_the_batch_r
     expected = pixels(ref(show, "rgba", FIRST + 5))
     assert np.array_equal(np.stack([shown.channels[c] for c in "RGBA"], axis=-1), expected)
     assert group["label"].value().startswith("frames 1001-1012: 12 made")
+    # The menus now hold what this bridge describes, not a list of the node's own.
+    assert group["colour_space"].values()[0] == "working space" and "ACEScg" in group["colour_space"].values()
+    assert group["variant"].values() == ["mobilenetv3", "resnet50"]
 
     # The output mode follows the knob, also when Nuke 17.1 fires knobChanged for our own setValue.
     nuke.artist_sets(group["output"], "alpha only")
@@ -124,11 +127,13 @@ def test_a_graded_plate_is_written_by_the_node_and_its_matte_matches_the_batch_r
 
 
 def test_a_plain_exr_read_is_read_by_the_bridge_and_a_re_render_of_frames_5_to_8_pre_rolls_from_the_first(
-        nuke, show):
+        nuke, show, capsys):
     rvm_matte = session(nuke, show)
     group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
     line = rvm_matte.render.render_matte(group)
     assert line.endswith("plate files read by the bridge") and nuke.state.executed == []
+    printed = capsys.readouterr().out  # nuke -t / -x: no GUI, so progress is printed
+    assert "RVMMatte: RVMMatte RVMMatte1: frame 1012: sequence (12/12)" in printed
     out = out_folder(show, group)
     assert not (out / "input").exists()  # nothing re-written
     before = {frame: os.stat(out / f"rgba.{frame:04d}.exr").st_mtime_ns for frame in FRAMES}
@@ -314,3 +319,30 @@ def test_the_input_colour_space_defaults_to_the_scripts_working_space(nuke, show
     assert working_space(root, {"OCIO": "/studio/config.ocio"})[:2] == ("ACEScg", "/studio/config.ocio")
     group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
     assert rvm_matte.render.clip_settings(group)["colour_space"] == "ACEScg"
+
+
+def test_a_farm_chunk_renders_its_own_frames_pre_rolled_from_the_shot_start(nuke, show, monkeypatch):
+    """Each farm task runs `nuke -x` on the script for its chunk and says which frames in
+    RVM_MATTE_FRAMES: the before-render callback renders that chunk once, pre-rolling from the
+    node's first frame, so a chunk's plates equal the whole range's."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    comp = show["root"] / "comp" / "chunks"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+    write.setInput(0, group)
+    monkeypatch.setenv("RVM_MATTE_FRAMES", "1009-1012")
+    nuke.execute(write, FIRST + 8, FIRST + 11)
+    assert group["info"].value().startswith(
+        "frames 1009-1012: 4 made (4 sequence), 4 exact, 8 pre-rolled first, 0 cold"), group["info"].value()
+    assert group["info"].value().endswith("only frames 1009-1012 of 1001-1012 are rendered")
+    out = out_folder(show, group)
+    assert sorted(os.listdir(out)) == [f"{name}.{frame:04d}.exr" for name in ("fg", "rgba")
+                                       for frame in range(FIRST + 8, FIRST + 12)]
+    for frame in range(FIRST + 8, FIRST + 12):
+        assert same(out / f"rgba.{frame:04d}.exr", ref(show, "rgba", frame))
+        assert same(comp / f"comp.{frame:04d}.exr", ref(show, "rgba", frame))
+    before = os.stat(out / "rgba.1009.exr").st_mtime_ns
+    nuke.execute(write, FIRST + 8, FIRST + 11)  # the same chunk again: already current, not re-rendered
+    assert os.stat(out / "rgba.1009.exr").st_mtime_ns == before
+    assert rvm_matte.render.is_current(group, FIRST + 8, FIRST + 11)

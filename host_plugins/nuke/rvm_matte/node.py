@@ -150,14 +150,19 @@ def frame_range(group: nuke.Node) -> Tuple[int, int]:
 
 
 def settings_items(group: nuke.Node) -> List[Tuple[str, str]]:
-    return [(name, str(group[name].value())) for name in SETTINGS_KNOBS]
+    """The settings a matte depends on, the script's working space included (a change of the
+    Project Settings' colour management makes the matte stale too)."""
+    from .colour import working_space
+
+    items = [(name, str(group[name].value())) for name in SETTINGS_KNOBS]
+    return items + [("working_space", repr(tuple(working_space(nuke.root())[:2])))]
 
 
 def show_state(group: nuke.Node, text: str, stale: bool) -> None:
     """Say ``text`` in the node's info and label, and show the matte or, when stale, nothing."""
     if group["info"].value() != text:
         group["info"].setValue(text)
-    label = text.splitlines()[0] if text else ""
+    label = (text.splitlines()[0] if text else "").replace("[", "(").replace("]", ")")  # labels run TCL in [ ]
     if group["label"].value() != label:
         group["label"].setValue(label)
     which = STALE_INPUT if stale else OUTPUT_MODES.index(str(group["output"].value()))

@@ -105,6 +105,9 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
     cancel = threading.Event()
     read_directly = source is not None
     try:
+        timeout = float(group["timeout"].value() or node.DEFAULT_TIMEOUT)
+        with client.BridgeClient(address, timeout=timeout) as bridge:
+            node.set_choices(group, bridge.describe_models())  # menus follow what this bridge offers
         if source is None:
             source = write_input(group, node_first, last, os.path.join(out, "input"), progress)
             if source is None:

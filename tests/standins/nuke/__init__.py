@@ -727,9 +727,10 @@ def scriptSave(filename=None):
 
 
 def scriptClear():
-    _root._children = []
-    _root["name"]._value = ""
-    del _context[1:]
+    """A new, empty script: nodes gone and the Project Settings back to their defaults."""
+    global _root
+    _root = Root()
+    _context[:] = [_root]
 
 
 def scriptOpen(path):
