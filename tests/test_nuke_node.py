@@ -62,7 +62,8 @@ def session(nuke, show, version=(16, 0), gui=False):
     """A new Nuke session with a saved script in the show folder."""
     import rvm_matte.callbacks
 
-    nuke.configure(version=version, gui=gui)
+    nuke.configure(version=version, gui=gui)  # a new Nuke session: its callback registry is empty
+    rvm_matte.callbacks._registered.clear()
     rvm_matte.callbacks.register()
     nuke.root()["name"].setValue(str(show["root"] / "comp" / "sh010.nk"))
     return rvm_matte
@@ -346,3 +347,70 @@ def test_a_farm_chunk_renders_its_own_frames_pre_rolled_from_the_shot_start(nuke
     nuke.execute(write, FIRST + 8, FIRST + 11)  # the same chunk again: already current, not re-rendered
     assert os.stat(out / "rgba.1009.exr").st_mtime_ns == before
     assert rvm_matte.render.is_current(group, FIRST + 8, FIRST + 11)
+
+
+def test_a_plate_the_bridge_cannot_read_is_named(nuke, show):
+    folder = show["root"] / "broken"
+    folder.mkdir()
+    for frame in range(FIRST, FIRST + 3):
+        source = show["pattern"].replace("####", f"{frame:04d}")
+        (folder / f"plate.{frame:04d}.exr").write_bytes(open(source, "rb").read() if frame != FIRST + 1 else b"not an exr")
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, str(folder / "plate.####.exr"), FIRST, FIRST + 2))
+    with pytest.raises(rvm_matte.render.MatteError) as caught:
+        rvm_matte.render.render_matte(group)
+    assert str(caught.value).startswith("The bridge cannot read or write a plate:")
+    assert "plate.1002.exr" in str(caught.value)
+
+
+@pytest.mark.parametrize("code,expected", [
+    ("protocol_version", "speak different protocol versions"),
+    ("busy", "is busy with other clips"),
+    ("too_many_clips", "is busy with other clips"),
+    ("no_path_mapping", "Add a path mapping rule"),
+])
+def test_other_bridge_errors_are_said_in_the_artists_words(nuke, code, expected):
+    import rvm_bridge_client
+    from rvm_matte.messages import explain
+
+    error = rvm_bridge_client.errors.error_for_code(code, "what the server said")
+    said = explain(error, rvm_bridge_client, "tcp://gpu01:5701", "/shows/sh010/rvm_matte")
+    assert expected in said and "tcp://gpu01:5701" in said
+
+
+def test_the_start_a_local_bridge_button_starts_one_the_node_can_reach(nuke, show):
+    import rvm_matte.render
+
+    session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    address = free_address()
+    group["server"].setValue(address)
+    group["start_bridge"].execute()
+    try:
+        assert nuke.state.messages[-1] == f"A bridge runs at {address}, reading and writing under " \
+                                          f"{show['root'] / 'comp'}."
+        group["refresh"].execute()  # the menus now come from that bridge
+        assert "ACEScg" in group["colour_space"].values() and len(nuke.state.messages) == 1
+    finally:
+        while rvm_matte.render._local_bridges:
+            assert rvm_matte.render._local_bridges.pop().stop() == 0
+
+
+def test_the_stand_in_refuses_what_real_nuke_lacks(nuke, show):
+    """Not a blanket mock: a missing attribute, knob or node class fails as it would in Nuke, and
+    a 17.1-only ProgressTask signature fails under 16."""
+    session(nuke, show, version=(16, 0))
+    with pytest.raises(AttributeError):
+        nuke.ProgressTask.kUserCanCancel  # noqa: B018
+    with pytest.raises(TypeError):
+        nuke.ProgressTask("RVMMatte", 12, 3)
+    with pytest.raises(AttributeError):
+        nuke.addBeforeRenderEverywhere  # noqa: B018
+    with pytest.raises(AttributeError):
+        nuke.nodes.Keyer2000()
+    read = plate_read(nuke, show["pattern"])
+    with pytest.raises(NameError):
+        read["no_such_knob"]  # noqa: B018
+    assert read.knob("no_such_knob") is None
+    with pytest.raises(NotImplementedError):
+        nuke.nodes.Merge2()._image(FIRST)  # knobs and inputs only: its pixels are not imitated

@@ -22,7 +22,14 @@ _busy: Set[str] = set()  # nodes a callback is working on (knobChanged may fire 
 FRAMES_VARIABLE = "RVM_MATTE_FRAMES"  # "1005-1008": a farm chunk's frames, for the before-render
 
 
+_registered: List[bool] = []
+
+
 def register() -> None:
+    """Register the callbacks once (init.py may run twice when a folder is added twice)."""
+    if _registered:
+        return
+    _registered.append(True)
     nuke.addOnCreate(on_create, nodeClass="Group")
     nuke.addKnobChanged(knob_changed, nodeClass="Group")
     nuke.addUpdateUI(update_ui, nodeClass="Group")

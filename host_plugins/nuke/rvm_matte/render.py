@@ -101,7 +101,8 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
     settings = clip_settings(group)
     matte_stamp = upstream.stamp(group, node.settings_items(group), node_first, node_last)
     source = upstream.plain_exr_read(group, node_first, last)
-    progress = Progress(f"RVMMatte {group.name()}", (last - node_first + 1) * (2 if source is None else 1))
+    writing = 0 if source is not None else last - node_first + 1  # progress: input frames, then mattes
+    progress = Progress(f"RVMMatte {group.name()}", writing + last - first + 1)
     cancel = threading.Event()
     read_directly = source is not None
     try:
@@ -115,7 +116,7 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
 
         def on_frame(done: int, total: int, result: Any) -> None:
             how = result.how + (" after %d pre-rolled" % result.preroll_frames if result.preroll_frames else "")
-            if progress.step(done, "frame %d: %s" % (result.frame, how)):
+            if progress.step(writing + done, "frame %d: %s" % (result.frame, how)):
                 cancel.set()
 
         summary = client.render_through_bridge(
