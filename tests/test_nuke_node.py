@@ -271,8 +271,9 @@ def test_the_clip_survives_save_and_reopen_but_a_pasted_copy_is_a_new_clip(nuke,
 
 
 def test_overscan_survives_the_round_trip_through_the_nodes_write(nuke, show):
-    """A plate whose data window is larger than its display window: Nuke writes the bbox, the
-    bridge mattes the display window, and the matte equals the batch render of the plate."""
+    """Plates whose data window is larger (overscan) or smaller than the display window: Nuke
+    writes the bbox, the bridge mattes the display window, and the matte equals the batch render
+    of the plates."""
     import OpenImageIO as oiio
 
     from .test_server_support import reference_render
@@ -280,14 +281,16 @@ def test_overscan_survives_the_round_trip_through_the_nodes_write(nuke, show):
     folder = show["root"] / "overscan"
     folder.mkdir()
     frames = shot_frames(3, 144)
-    for index in range(3):
-        spec = oiio.ImageSpec(144, 144, 3, oiio.HALF)
-        spec.x, spec.y = -8, -8
+    windows = {FIRST: (-8, -8, 144, 144), FIRST + 1: (-8, -8, 144, 144), FIRST + 2: (16, 24, 96, 80)}
+    for index, (x, y, width, height) in enumerate(windows.values()):
+        spec = oiio.ImageSpec(width, height, 3, oiio.HALF)
+        spec.x, spec.y = x, y
         spec.full_x, spec.full_y, spec.full_width, spec.full_height = 0, 0, 128, 128
         spec.channelnames = ("R", "G", "B")
         out = oiio.ImageOutput.create(str(folder / f"os.{FIRST + index:04d}.exr"))
         assert out.open(str(folder / f"os.{FIRST + index:04d}.exr"), spec)
-        out.write_image(to_linear(frames[index]))
+        pixels_in = to_linear(frames[index])[y + 8: y + 8 + height, x + 8: x + 8 + width]
+        out.write_image(np.ascontiguousarray(pixels_in))
         out.close()
     pattern = str(folder / "os.####.exr")
     expected = reference_render(pattern, [FIRST, FIRST + 1, FIRST + 2], str(folder / "reference"), rgba=True)
@@ -298,11 +301,12 @@ def test_overscan_survives_the_round_trip_through_the_nodes_write(nuke, show):
     group = rvm_node(nuke, show, grade)
     rvm_matte.render.render_matte(group)
     out = out_folder(show, group)
-    written = oiio.ImageInput.open(str(out / "input" / f"input.{FIRST:04d}.exr"))
-    spec = written.spec()
-    written.close()
-    assert (spec.x, spec.y, spec.width, spec.height) == (-8, -8, 144, 144)
-    assert (spec.full_width, spec.full_height, spec.format) == (128, 128, oiio.TypeDesc("half"))
+    for frame, window in windows.items():
+        written = oiio.ImageInput.open(str(out / "input" / f"input.{frame:04d}.exr"))
+        spec = written.spec()
+        written.close()
+        assert (spec.x, spec.y, spec.width, spec.height) == window
+        assert (spec.full_width, spec.full_height, spec.format) == (128, 128, oiio.TypeDesc("half"))
     for frame in range(FIRST, FIRST + 3):
         assert same(out / f"rgba.{frame:04d}.exr", expected["rgba"].replace("####", f"{frame:04d}"))
 

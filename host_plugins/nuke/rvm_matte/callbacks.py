@@ -37,7 +37,7 @@ def register() -> None:
 
 
 def all_rvm_mattes() -> List[Any]:
-    return [found for found in nuke.allNodes("Group", nuke.root(), True) if node.is_rvm_matte(found)]
+    return [found for found in nuke.allNodes(filter="Group", group=nuke.root(), recurseGroups=True) if node.is_rvm_matte(found)]
 
 
 def on_create() -> None:

@@ -98,8 +98,9 @@ def _build(group: nuke.Group, client: Any) -> None:
 
 def _internal_graph() -> None:
     plate = nuke.nodes.Input(name="plate")
-    write = nuke.nodes.Write(name="rvm_input", file_type="exr", datatype="16 bit half", channels="rgb", raw=True,
-                             disable=True)
+    write = nuke.nodes.Write(name="rvm_input", channels="rgb", raw=True, disable=True)
+    write["file_type"].setValue("exr")
+    write["datatype"].setValue("16 bit half")  # an exr knob: it exists once file_type is exr
     write.setInput(0, plate)
     rgba = nuke.nodes.Read(name="rvm_rgba", raw=True)
     foreground = nuke.nodes.Read(name="rvm_fg", raw=True)
