@@ -418,3 +418,19 @@ def test_the_stand_in_refuses_what_real_nuke_lacks(nuke, show):
     assert read.knob("no_such_knob") is None
     with pytest.raises(NotImplementedError):
         nuke.nodes.Merge2()._image(FIRST)  # knobs and inputs only: its pixels are not imitated
+
+
+def test_a_plain_read_outside_the_bridges_roots_is_written_by_the_node_instead(nuke, show, tmp_path):
+    elsewhere = tmp_path / "local_disk"
+    elsewhere.mkdir()
+    for frame in range(FIRST, FIRST + 3):
+        source = show["pattern"].replace("####", f"{frame:04d}")
+        (elsewhere / f"plate.{frame:04d}.exr").write_bytes(open(source, "rb").read())
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, str(elsewhere / "plate.####.exr"), FIRST, FIRST + 2))
+    line = rvm_matte.render.render_matte(group)
+    assert line.endswith("input written by the node")
+    assert [frame for name, frame in nuke.state.executed if name == "RVMMatte1.rvm_input"] == [FIRST, FIRST + 1,
+                                                                                               FIRST + 2]
+    for frame in range(FIRST, FIRST + 3):
+        assert same(out_folder(show, group) / f"rgba.{frame:04d}.exr", ref(show, "rgba", frame))

@@ -8,7 +8,9 @@ its recurrent state at the node's first frame (pre-rolled by the bridge, not wri
 plates equal a render of the whole range.
 """
 
+import ntpath
 import os
+import posixpath
 import threading
 from typing import Any, Dict, List, NoReturn, Optional, Tuple, cast
 
@@ -101,33 +103,37 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
     settings = clip_settings(group)
     matte_stamp = upstream.stamp(group, node.settings_items(group), node_first, node_last)
     source = upstream.plain_exr_read(group, node_first, last)
-    writing = 0 if source is not None else last - node_first + 1  # progress: input frames, then mattes
-    progress = Progress(f"RVMMatte {group.name()}", writing + last - first + 1)
     cancel = threading.Event()
-    read_directly = source is not None
+    progress: Optional[Progress] = None
     try:
         timeout = float(group["timeout"].value() or node.DEFAULT_TIMEOUT)
         with client.BridgeClient(address, timeout=timeout) as bridge:
             node.set_choices(group, bridge.describe_models())  # menus follow what this bridge offers
+            if source is not None and not reaches(bridge, client, source):
+                source = None  # a Read outside the bridge's roots: the node writes its input instead
+        read_directly = source is not None
+        writing = 0 if read_directly else last - node_first + 1  # progress: input frames, then mattes
+        task = progress = Progress(f"RVMMatte {group.name()}", writing + last - first + 1)
         if source is None:
-            source = write_input(group, node_first, last, os.path.join(out, "input"), progress)
+            source = write_input(group, node_first, last, os.path.join(out, "input"), task)
             if source is None:
                 return _cancelled(group, "cancelled while writing the input; nothing was sent to the bridge")
 
         def on_frame(done: int, total: int, result: Any) -> None:
             how = result.how + (" after %d pre-rolled" % result.preroll_frames if result.preroll_frames else "")
-            if progress.step(writing + done, "frame %d: %s" % (result.frame, how)):
+            if task.step(writing + done, "frame %d: %s" % (result.frame, how)):
                 cancel.set()
 
         summary = client.render_through_bridge(
             address, source, "%d-%d" % (first, last), rgba=os.path.join(out, "rgba.####.exr"),
             foreground=os.path.join(out, "fg.####.exr"), settings=settings,
             shot_start=node_first if first > node_first else None, progress=on_frame, cancel=cancel,
-            timeout=float(group["timeout"].value() or node.DEFAULT_TIMEOUT), name=f"Nuke RVMMatte {group.name()}")
+            timeout=timeout, name=f"Nuke RVMMatte {group.name()}")
     except client.BridgeError as error:
         fail(group, messages.explain(error, client, address, out, _roots(client, address, error)))
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
     point_reads(group, out, node_first, node_last)
     made = _made_line(summary, first, last, read_directly)
     if summary.cancelled:
@@ -160,6 +166,22 @@ def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: 
     finally:
         write["disable"].setValue(True)
     return pattern
+
+
+def reaches(bridge: Any, client: Any, path: str) -> bool:
+    """Whether the bridge can read ``path`` itself: it maps to the server's view and lies under
+    one of the roots the server said in ``hello`` (spelled as the server spells them)."""
+    try:
+        server_path = bridge.to_server(path)
+    except client.errors.PathNotMapped:
+        return False
+    flavour = ntpath if bridge.server_windows else posixpath
+    folder = flavour.normcase(flavour.normpath(flavour.dirname(server_path)))
+    for root in bridge.server.get("roots", []):
+        root = flavour.normcase(flavour.normpath(str(root)))
+        if folder == root or folder.startswith(root.rstrip(flavour.sep) + flavour.sep):
+            return True
+    return False
 
 
 def point_reads(group: nuke.Node, out: str, first: int, last: int) -> None:
