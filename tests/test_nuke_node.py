@@ -139,13 +139,17 @@ def test_a_plain_exr_read_is_read_by_the_bridge_and_a_re_render_of_frames_5_to_8
     assert not (out / "input").exists()  # nothing re-written
     before = {frame: os.stat(out / f"rgba.{frame:04d}.exr").st_mtime_ns for frame in FRAMES}
 
-    line = rvm_matte.render.render_matte(group, (FIRST + 4, FIRST + 7))
+    nuke.GUI = True  # the artist re-renders part of the range from the panel (Nuke 16: percent progress)
+    group["render_frames"].setValue("1005-1008")
+    group["render"].execute()
+    line = group["info"].value()
+    assert (nuke.state.tasks[-1].maximum, nuke.state.tasks[-1].progress) == (100, 100)
     assert line.startswith("frames 1005-1008: 4 made (4 sequence), 4 exact, 4 pre-rolled first, 0 cold"), line
     for frame in FRAMES:
         changed = os.stat(out / f"rgba.{frame:04d}.exr").st_mtime_ns != before[frame]
         assert changed == (FIRST + 4 <= frame <= FIRST + 7), frame
         assert same(out / f"rgba.{frame:04d}.exr", ref(show, "rgba", frame)), frame
-    assert group["info"].value() == line  # the whole range is still current: the node says the last render
+    assert rvm_matte.render.is_current(group, FIRST, FIRST + 11)  # the whole range is still current
 
 
 def test_cancel_half_way_in_the_gui_leaves_only_complete_plates_and_says_re_render(nuke, show):

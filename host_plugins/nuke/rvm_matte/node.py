@@ -68,6 +68,7 @@ def _build(group: nuke.Group, client: Any) -> None:
         nuke.Int_Knob("last", "last"),
         nuke.File_Knob("plates_folder", "plates folder"),
         nuke.Int_Knob("timeout", "time-out (s)"),
+        nuke.String_Knob("render_frames", "render only frames"),
         nuke.PyScript_Knob("render", "Render matte", "import rvm_matte.render; rvm_matte.render.render_button()"),
         nuke.PyScript_Knob("refresh", "Refresh from bridge",
                            "import rvm_matte.render; rvm_matte.render.refresh_button()"),

@@ -42,10 +42,15 @@ def say(text: str) -> None:
 
 
 def render_button() -> None:
-    """The "Render matte" button: the node's whole range."""
+    """The "Render matte" button: the node's whole range, or the frames in "render only frames"
+    (``1005-1008``: a re-render of part of the range, pre-rolled from the node's first frame)."""
     group = nuke.thisNode()
+    text = str(group["render_frames"].value()).strip()
+    frames = node.parse_frames(text)
     try:
-        render_matte(group)
+        if text and frames is None:
+            fail(group, "render only frames should look like 1005-1008 (or stay empty for the whole range)")
+        render_matte(group, frames)
     except MatteError as error:
         say(str(error))
 
