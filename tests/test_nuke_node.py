@@ -23,6 +23,7 @@ from .test_server_support import FIRST, pixels, shot_frames, start_bridge, to_li
 
 STANDINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standins")
 FRAMES = list(range(FIRST, FIRST + 12))
+PLUGIN = {}
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,7 @@ def nuke(tmp_path_factory, pyzmq_wheels):
     import nuke as standin
 
     runpy.run_path(str(plugin / "init.py"))
+    PLUGIN["folder"] = plugin
     import rvm_matte
 
     assert rvm_matte.__file__.startswith(str(plugin))  # the installed copy, not the repository's
@@ -438,3 +440,16 @@ def test_a_plain_read_outside_the_bridges_roots_is_written_by_the_node_instead(n
                                                                                                FIRST + 2]
     for frame in range(FIRST, FIRST + 3):
         assert same(out_folder(show, group) / f"rgba.{frame:04d}.exr", ref(show, "rgba", frame))
+
+
+def test_menu_py_puts_rvm_matte_in_the_toolbar_and_its_command_makes_the_node(nuke, show):
+    session(nuke, show, gui=True)
+    read = plate_read(nuke, show["pattern"])
+    read["selected"].setValue(True)
+    runpy.run_path(str(PLUGIN["folder"] / "menu.py"))
+    command = nuke.menu("Nodes").findItem("RVM").findItem("RVMMatte")
+    exec(command, {})
+    made = nuke.toNode("RVMMatte1")
+    assert made is not None and made.input(0) is read  # under the selected plate, as Tab would
+    assert made["server"].value() == "tcp://127.0.0.1:5701" and made["downsample_ratio"].value() == "auto"
+    assert made["info"].value().startswith("not rendered yet")
