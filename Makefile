@@ -25,7 +25,7 @@ test: setup
 
 lint: setup
 	$(PY) -m ruff check .
-	$(PY) -m mypy rvm_engine bridge_server
+	$(PY) -m mypy rvm_engine bridge_server host_plugins/nuke/rvm_matte
 
 bench: setup
 	$(PY) bench/bench_engine.py

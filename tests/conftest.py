@@ -24,3 +24,11 @@ def portrait_clip() -> np.ndarray:
     from rvm_engine.sample import sample_frames
 
     return sample_frames(count=8, width=224, height=256, step=10)
+
+
+@pytest.fixture(scope="session")
+def pyzmq_wheels(tmp_path_factory) -> str:
+    """A folder of real pyzmq wheels for this platform (CPython 3.7, 3.11, abi3), fetched once."""
+    from .nuke_support import fetch_wheels
+
+    return fetch_wheels(str(tmp_path_factory.mktemp("pyzmq-wheels")))

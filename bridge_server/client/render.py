@@ -99,6 +99,11 @@ def render_through_bridge(address: str, source: str, frames: Union[None, str, Se
                 summary.results.append(result)
                 if progress is not None:
                     progress(len(summary.results), total, result)
+                if cancel is not None and cancel.is_set():
+                    # Clip.frames takes its requests up front: stop reading here; the clip's close
+                    # drops what is still queued, and plates are written atomically (complete or none).
+                    summary.cancelled = True
+                    break
         except BaseException as error:
             failed = error
             raise

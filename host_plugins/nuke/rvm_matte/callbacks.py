@@ -1,0 +1,119 @@
+"""Nuke callbacks for every RVMMatte, registered once by the plug-in's init.py.
+
+- onCreate: a node whose clip id another RVMMatte in the script already has (copy-paste,
+  duplicate) gets a new one; a node loaded from a saved script keeps its own.
+- knobChanged: the output mode, settings and input connection update what the node shows.
+  Nuke 17.1 fires knobChanged for changes made from Python too, so a callback that sets knobs
+  would call itself: it is guarded (re-entrant safe) and only sets knobs whose value differs.
+- updateUI: the cheap staleness check (no bridge, no model).
+- beforeRender (Write nodes): before Nuke renders a Write (``nuke -x`` on a render node, or the
+  artist's render), every RVMMatte upstream whose matte is stale or missing renders its range
+  once. The viewer never drives the model.
+"""
+
+import os
+from typing import Any, Iterator, List, Set
+
+import nuke
+
+from . import node
+
+_busy: Set[str] = set()  # nodes a callback is working on (knobChanged may fire inside it)
+FRAMES_VARIABLE = "RVM_MATTE_FRAMES"  # "1005-1008": a farm chunk's frames, for the before-render
+
+
+_registered: List[bool] = []
+
+
+def register() -> None:
+    """Register the callbacks once (init.py may run twice when a folder is added twice)."""
+    if _registered:
+        return
+    _registered.append(True)
+    nuke.addOnCreate(on_create, nodeClass="Group")
+    nuke.addKnobChanged(knob_changed, nodeClass="Group")
+    nuke.addUpdateUI(update_ui, nodeClass="Group")
+    nuke.addBeforeRender(before_render, nodeClass="Write")
+
+
+def all_rvm_mattes() -> List[Any]:
+    return [found for found in nuke.allNodes(filter="Group", group=nuke.root(), recurseGroups=True) if node.is_rvm_matte(found)]
+
+
+def on_create() -> None:
+    group = nuke.thisNode()
+    if not node.is_rvm_matte(group):
+        return
+    clip = str(group["rvm_clip_id"].value())
+    others = [other for other in all_rvm_mattes() if other is not group and other.fullName() != group.fullName()]
+    if not clip or any(str(other["rvm_clip_id"].value()) == clip for other in others):
+        with guard(group) as entered:
+            if entered:
+                group["rvm_clip_id"].setValue(node.new_clip_id())
+                for name in ("rendered_stamp", "rendered_frames", "render_summary", "input_stamp"):
+                    group[name].setValue("")
+                node.show_state(group, "not rendered yet: press Render matte (a copy is a new clip)", stale=True)
+
+
+class guard:
+    """``with guard(group) as entered``: entered is False when a callback for this node is
+    already running further up the stack (knobChanged fired by our own setValue)."""
+
+    def __init__(self, group: Any) -> None:
+        self.key = group.fullName()
+        self.entered = False
+
+    def __enter__(self) -> bool:
+        self.entered = self.key not in _busy
+        _busy.add(self.key)
+        return self.entered
+
+    def __exit__(self, *exc: object) -> None:
+        if self.entered:
+            _busy.discard(self.key)
+
+
+def knob_changed() -> None:
+    group = nuke.thisNode()
+    if not node.is_rvm_matte(group):
+        return
+    name = nuke.thisKnob().name()
+    if name in node.HIDDEN_KNOBS or name in ("info", "label", "render", "refresh", "start_bridge"):
+        return
+    with guard(group) as entered:
+        if entered:
+            from .render import refresh_state
+
+            refresh_state(group)
+
+
+def update_ui() -> None:
+    group = nuke.thisNode()
+    if node.is_rvm_matte(group):
+        with guard(group) as entered:
+            if entered:
+                from .render import refresh_state
+
+                refresh_state(group)
+
+
+def upstream_mattes(start: Any) -> Iterator[Any]:
+    from .upstream import walk
+
+    for found in walk(start):
+        if found is not start and node.is_rvm_matte(found):
+            yield found
+
+
+def before_render() -> None:
+    """Render, once, each stale RVMMatte feeding the Write that Nuke is about to render."""
+    from .render import is_current, render_matte
+
+    write = nuke.thisNode()
+    for group in list(upstream_mattes(write)):
+        with guard(group) as entered:
+            if not entered:
+                continue  # a render of this node is already running further up the stack
+            first, last = node.parse_frames(os.environ.get(FRAMES_VARIABLE, "")) or node.frame_range(group)
+            if not is_current(group, first, last):
+                render_matte(group, (first, last))
