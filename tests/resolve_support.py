@@ -12,7 +12,12 @@ from fractions import Fraction
 from typing import Any, Dict, List
 
 import numpy as np
+import pytest
 
+from .test_server_support import FIRST, reference_render, shot_frames, start_bridge, write_shot
+
+COUNT = 8
+LAST = FIRST + COUNT - 1
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = os.path.join(REPO, "host_plugins", "resolve", "scripts")
 
@@ -74,3 +79,29 @@ def scope_for(fusion: Any = None, comp: Any = None, bmd: Any = None, resolve: An
     if resolve is not None:
         scope["resolve"] = resolve
     return scope
+
+
+@pytest.fixture(scope="session")
+def resolve_show(tmp_path_factory):
+    """A show folder a real bridge serves (one for every Resolve test): the shot as EXR plates,
+    their batch render (alpha and foreground), a movie of the shot, and the scripts installed."""
+    root = tmp_path_factory.mktemp("show")
+    pattern = write_shot(str(root / "sh010"), count=COUNT)
+    reference = reference_render(pattern, list(range(FIRST, LAST + 1)), str(root / "reference"), foreground=True)
+    movie = write_movie(str(root / "sh020" / "interview.mp4"), shot_frames(6))
+    server = start_bridge(str(root))
+    scripts = install_scripts(str(tmp_path_factory.mktemp("Fusion") / "Scripts"))
+    yield {"root": str(root), "pattern": pattern, "reference": reference, "movie": movie, "server": server,
+           "scripts": scripts, "comp_script": os.path.join(scripts, "Comp", "RVM Matte.py"),
+           "utility_script": os.path.join(scripts, "Utility", "RVM Matte.py"),
+           "lua_launcher": os.path.join(scripts, "Comp", "RVM Matte (Lua).lua")}
+    assert server.stop() == 0, server.log_tail()
+
+
+@pytest.fixture
+def bridge_env(resolve_show, monkeypatch):
+    """The shared show, with the scripts' environment pointing at its bridge."""
+    monkeypatch.setenv("RVM_BRIDGE_ADDRESS", resolve_show["server"].address)
+    monkeypatch.setenv("RVM_BRIDGE_TIMEOUT", "2")
+    monkeypatch.delenv("RVM_BRIDGE_PATH_MAP", raising=False)
+    return resolve_show

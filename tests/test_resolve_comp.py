@@ -1,7 +1,8 @@
 """Comp > RVM Matte, run as Resolve runs it, on stand-in Fusion objects, against a real bridge.
 
 The stand-ins (tests/standins/resolve) keep the comp's tools, inputs and undo history; the
-bridge is a real server process; plates are compared with the in-process batch render.
+bridge is a real server process (``bridge_env``, shared with the other Resolve tests); plates are
+compared with the in-process batch render.
 """
 
 from __future__ import annotations
@@ -12,35 +13,10 @@ import re
 import numpy as np
 import pytest
 
-from .resolve_support import install_scripts, movie_frames, run_script, scope_for, write_movie
+from .resolve_support import COUNT, LAST, movie_frames, run_script, scope_for
 from .standins.resolve import Artist, Bmd, Comp, Fusion, Resolve, UIManager
-from .standins.resolve.fusion import read_rgb
-from .test_server_support import FIRST, has_a_person, pixels, reference_render, shot_frames, start_bridge, write_shot
-
-COUNT = 8
-LAST = FIRST + COUNT - 1
-
-
-@pytest.fixture(scope="module")
-def show(tmp_path_factory):
-    """A show folder the bridge serves: the shot as EXR plates, its batch render, a movie of it."""
-    root = tmp_path_factory.mktemp("show")
-    pattern = write_shot(str(root / "sh010"), count=COUNT)
-    reference = reference_render(pattern, list(range(FIRST, LAST + 1)), str(root / "reference"), foreground=True)
-    movie = write_movie(str(root / "sh020" / "interview.mp4"), shot_frames(6))
-    server = start_bridge(str(root))
-    scripts = install_scripts(str(tmp_path_factory.mktemp("Fusion") / "Scripts"))
-    yield {"root": str(root), "pattern": pattern, "reference": reference, "movie": movie, "server": server,
-           "scripts": scripts, "comp_script": os.path.join(scripts, "Comp", "RVM Matte.py")}
-    assert server.stop() == 0, server.log_tail()
-
-
-@pytest.fixture
-def bridge_env(show, monkeypatch):
-    monkeypatch.setenv("RVM_BRIDGE_ADDRESS", show["server"].address)
-    monkeypatch.setenv("RVM_BRIDGE_TIMEOUT", "2")
-    monkeypatch.delenv("RVM_BRIDGE_PATH_MAP", raising=False)
-    return show
+from .standins.resolve.fusion import frame_file, read_rgb
+from .test_server_support import FIRST, has_a_person, pixels, reference_render, write_shot
 
 
 def first_plate(show) -> str:
@@ -73,7 +49,7 @@ def test_a_loader_gets_alpha_and_foreground_loaders_whose_plates_equal_the_batch
         assert attrs["TOOLIT_Clip_InitialFrame"] == {1.0: float(FIRST)}
         assert loader.GetInput("GlobalIn") == 10.0 and loader.GetInput("GlobalOut") == 10.0 + COUNT - 1
         for offset in range(COUNT):
-            made = read_rgb.__globals__["frame_file"](attrs["TOOLST_Clip_Name"][1.0], FIRST + offset)
+            made = frame_file(attrs["TOOLST_Clip_Name"][1.0], FIRST + offset)
             expected = show["reference"][role].replace("####", f"{FIRST + offset:04d}")
             assert same(made, expected), (role, FIRST + offset)
     assert has_a_person(pixels(alpha.GetAttrs()["TOOLST_Clip_Name"][1.0]))
@@ -89,13 +65,14 @@ def test_running_it_again_on_the_same_loader_updates_the_same_tools(bridge_env, 
     show = bridge_env
     comp = Comp(render_start=0, render_end=COUNT - 1)
     comp.add_loader(first_plate(show))
-    fusion, bmd, resolve = studio(Artist({"Frames": f"{FIRST}-{FIRST + 3}"}), comp)
+    folder = os.path.join(show["root"], "again")
+    fusion, bmd, resolve = studio(Artist({"Frames": f"{FIRST}-{FIRST + 3}", "Folder": folder}), comp)
     assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 0
     tools_after_first = sorted(comp.tools)
     first_alpha = comp.FindTool("RVM_Loader1_Alpha")
     assert first_alpha.GetInput("GlobalOut") - first_alpha.GetInput("GlobalIn") == 3
 
-    fusion, bmd, resolve = studio(Artist({"Frames": f"{FIRST + 2}-{LAST}", "Ratio": "0.5"}), comp)
+    fusion, bmd, resolve = studio(Artist({"Frames": f"{FIRST + 2}-{LAST}", "Ratio": "0.5", "Folder": folder}), comp)
     assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 0, capsys.readouterr().out
 
     assert sorted(comp.tools) == tools_after_first  # nothing added

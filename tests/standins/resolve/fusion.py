@@ -57,13 +57,14 @@ class Strict:
 class Tool(Strict):
     """An Operator: GetAttrs/SetAttrs, GetInput/SetInput/ConnectInput, Delete."""
 
-    __slots__ = ("comp", "reg_id", "name", "inputs", "connections", "selected", "media", "deleted")
+    __slots__ = ("comp", "reg_id", "name", "inputs", "derived", "connections", "selected", "media", "deleted")
 
     def __init__(self, comp: Comp, reg_id: str, name: str) -> None:
         self.comp = comp
         self.reg_id = reg_id
         self.name = name
-        self.inputs: Dict[str, Any] = {}
+        self.inputs: Dict[str, Any] = {}  # what scripts set
+        self.derived: Dict[str, Any] = {}  # what Fusion set itself (a Loader's trims and place on a new clip)
         self.connections: Dict[str, Optional[Tool]] = {}
         self.selected = False
         self.media: Optional[Callable[[int], np.ndarray]] = None  # a MediaIn's pictures, by comp frame
@@ -81,10 +82,10 @@ class Tool(Strict):
             initial, length = sequence_on_disk(clip)
             attrs.update({"TOOLST_Clip_Name": {1.0: clip}, "TOOLIT_Clip_InitialFrame": {1.0: float(initial)},
                           "TOOLIT_Clip_Length": {1.0: float(length)},
-                          "TOOLIT_Clip_TrimIn": {1.0: float(self.inputs.get("TrimIn", 0))},
-                          "TOOLIT_Clip_TrimOut": {1.0: float(self.inputs.get("TrimOut", length - 1))},
-                          "TOOLNT_Clip_Start": {1.0: float(self.inputs.get("GlobalIn", 0))},
-                          "TOOLNT_Clip_End": {1.0: float(self.inputs.get("GlobalOut", 0))}})
+                          "TOOLIT_Clip_TrimIn": {1.0: float(self.value("TrimIn") or 0)},
+                          "TOOLIT_Clip_TrimOut": {1.0: float(self.value("TrimOut") or 0)},
+                          "TOOLNT_Clip_Start": {1.0: float(self.value("GlobalIn") or 0)},
+                          "TOOLNT_Clip_End": {1.0: float(self.value("GlobalOut") or 0)}})
         return attrs
 
     def SetAttrs(self, attrs: Dict[str, Any]) -> None:
@@ -105,10 +106,13 @@ class Tool(Strict):
 
     def GetInput(self, name: str, time: Optional[float] = None) -> Any:
         self._check(name)
-        if name == "GlobalIn" and "GlobalIn" not in self.inputs:
+        value = self.value(name)
+        if name == "GlobalIn" and value is None:
             return float(self.comp.render_start)
-        value = self.inputs.get(name)
         return float(value) if isinstance(value, int) else value
+
+    def value(self, name: str) -> Any:
+        return self.inputs.get(name, self.derived.get(name))
 
     def SetInput(self, name: str, value: Any, time: Optional[float] = None) -> None:
         kind = self._check(name)
@@ -120,8 +124,10 @@ class Tool(Strict):
         self.inputs[name] = int(value) if kind is int else value
         if self.reg_id == "Loader" and name == "Clip":
             _, length = sequence_on_disk(value)
-            self.inputs.update(TrimIn=0, TrimOut=length - 1, GlobalIn=self.comp.render_start,
-                               GlobalOut=self.comp.render_start + length - 1)
+            for key in ("TrimIn", "TrimOut", "GlobalIn", "GlobalOut"):
+                self.inputs.pop(key, None)
+            self.derived = {"TrimIn": 0, "TrimOut": length - 1, "GlobalIn": self.comp.render_start,
+                            "GlobalOut": self.comp.render_start + length - 1}
 
     def ConnectInput(self, name: str, source: Optional[Tool]) -> bool:
         if self._check(name) != "image":
@@ -142,7 +148,7 @@ class Tool(Strict):
         if self.reg_id == "Loader":
             clip = self.inputs["Clip"]
             initial, _ = sequence_on_disk(clip)
-            file_frame = initial + self.inputs.get("TrimIn", 0) + frame - self.inputs.get("GlobalIn", 0)
+            file_frame = initial + (self.value("TrimIn") or 0) + frame - (self.value("GlobalIn") or 0)
             return read_rgb(frame_file(clip, file_frame))
         if self.reg_id == "MediaIn" and self.media is not None:
             return self.media(frame)

@@ -135,13 +135,15 @@ end
 
 local function ask(c)
   local server = os.getenv("RVM_BRIDGE_ADDRESS") or "tcp://127.0.0.1:5701"
-  local answer = { ["Server"] = server, ["Model"] = "mobilenetv3", ["Downsample ratio"] = "auto", ["Frames"] = "" }
+  local answer = { ["Server"] = server, ["Model"] = "mobilenetv3", ["Downsample ratio"] = "auto", ["Frames"] = "",
+    ["Plates folder"] = "" }
   if c.AskUser then
     local given = c:AskUser("RVM Matte", {
       { "Server", "Text", Default = server, Lines = 1 },
       { "Model", "Text", Default = "mobilenetv3", Lines = 1 },
       { "Downsample ratio", "Text", Default = "auto", Lines = 1 },
       { "Frames", "Text", Default = "", Lines = 1 },
+      { "Plates folder", "Text", Default = "", Lines = 1 },
     })
     if given == nil then
       return nil
@@ -158,16 +160,41 @@ local function ask(c)
     table.insert(args, "--frames")
     table.insert(args, quote(answer["Frames"]))
   end
+  if answer["Plates folder"] ~= "" then
+    table.insert(args, "--plates-folder")
+    table.insert(args, quote(answer["Plates folder"]))
+  end
   return table.concat(args, " ")
 end
 
-local function run_command(command)
-  local pipe = io.popen(command .. " 2>&1", "r")
-  if not pipe then
-    return nil, "could not start " .. command
+-- Each output line of `command`, as it comes (io.popen); a Lua built without popen runs it to a
+-- temporary file and reads that afterwards.
+local function each_line(command, handle_line)
+  local ok, pipe = pcall(io.popen, command .. " 2>&1", "r")
+  if ok and pipe then
+    for line in pipe:lines() do
+      handle_line(line)
+    end
+    pipe:close()
+    return true
   end
+  local log = os.tmpname()
+  os.execute(command .. " > " .. quote(log) .. " 2>&1")
+  local handle = io.open(log, "r")
+  if not handle then
+    return false
+  end
+  for line in handle:lines() do
+    handle_line(line)
+  end
+  handle:close()
+  os.remove(log)
+  return true
+end
+
+local function run_command(command)
   local result = { plates = {} }
-  for line in pipe:lines() do
+  local started = each_line(command, function(line)
     local kind, rest = line:match("^(RVM_%u+)%s*(.*)$")
     if kind == "RVM_PROGRESS" then
       local done, total, frame = rest:match("^(%d+)%s+(%d+)%s+(%-?%d+)$")
@@ -185,8 +212,10 @@ local function run_command(command)
     else
       print(line)
     end
+  end)
+  if not started then
+    return nil, "RVM Matte: could not run " .. command
   end
-  pipe:close()
   if result.error then
     return nil, result.error
   end
