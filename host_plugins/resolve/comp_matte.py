@@ -23,6 +23,8 @@ from .edition import Edition, edition_of
 from .messages import EditionCannot, NotAFile, UserError, explain, nothing_selected
 
 if TYPE_CHECKING:
+    from fusionscript import Resolve
+
     from .fusion_api import Bmd, Comp, Fusion, Tool
 
 MATTED_TOOLS = ("Loader", "MediaIn")
@@ -57,13 +59,13 @@ def selected_tool(comp: Comp) -> Tool:
     return picked[0]
 
 
-def detect_edition(fusion: Fusion, resolve: Any) -> Edition:
+def detect_edition(fusion: Fusion, resolve: Optional[Resolve]) -> Edition:
     if resolve is not None:
         return edition_of(resolve.GetProductName(), resolve.GetVersion())
     return edition_of("Fusion Studio", fusion.GetVersion())
 
 
-def media_in_source(resolve: Any, edition: Edition, tool_name: str) -> sources.Source:
+def media_in_source(resolve: Optional[Resolve], edition: Edition, tool_name: str) -> sources.Source:
     """The file behind a MediaIn: Resolve's current video item's Media Pool clip, the frames the
     timeline uses (GetSourceStartFrame from 19.0, GetLeftOffset before)."""
     if resolve is None:
@@ -71,7 +73,7 @@ def media_in_source(resolve: Any, edition: Edition, tool_name: str) -> sources.S
     timeline = resolve.GetProjectManager().GetCurrentProject().GetCurrentTimeline()
     item = timeline.GetCurrentVideoItem() if timeline else None
     pool_item = item.GetMediaPoolItem() if item else None
-    if pool_item is None:
+    if item is None or pool_item is None:
         raise NotAFile(f"RVM Matte: {tool_name} has no Media Pool clip behind it (a generator, title or "
                        "compound clip); matte the media it was made from instead.")
     source = sources.resolve_file_path(str(pool_item.GetClipProperty("File Path") or ""), pool_item.GetName())
@@ -79,7 +81,7 @@ def media_in_source(resolve: Any, edition: Edition, tool_name: str) -> sources.S
     return sources.used_range(source, int(start), int(item.GetDuration(False)), 0)
 
 
-def run(fusion: Fusion, comp: Comp, *, bmd: Optional[Bmd] = None, resolve: Any = None, say: Say = print,
+def run(fusion: Fusion, comp: Comp, *, bmd: Optional[Bmd] = None, resolve: Optional[Resolve] = None, say: Say = print,
         client: Optional[ModuleType] = None) -> CompResult:
     """One run of Comp > RVM Matte. Raises UserError (and the client's BridgeError) with the
     artist's message; ``main`` prints them."""
