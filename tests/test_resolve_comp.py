@@ -163,6 +163,8 @@ def test_with_no_dialog_at_all_it_uses_the_defaults_and_says_which(bridge_env, c
     resolve = Resolve("DaVinci Resolve", (19, 1, 4))
     assert run_script(show["comp_script"], **scope_for(fusion, comp, Bmd(resolve), resolve)) == 0
     out = capsys.readouterr().out
+    assert "RVM Matte on DaVinci Resolve 19.1.4: Python scripts from Workspace > Scripts: yes" in out
+    assert "settings dialog: no UIManager" in out
     assert "this edition has no dialog; using server " + show["server"].address in out
     assert f"frames {FIRST}-{LAST}" in out
 

@@ -95,6 +95,9 @@ def test_each_edition_is_told_plainly_what_it_can_do():
     assert studio_18.ui_manager and not studio_18.source_start_frame and studio_18.supported
     assert "3.13 and 3.14 are reported to crash" in "\n".join(studio_18.describe())
     assert not edition.edition_of("DaVinci Resolve", [17, 4, 6]).supported
+    studio_20 = edition.edition_of("DaVinci Resolve Studio", [20, 2, 1])
+    assert "install Python 3.12" in edition.python_warning(studio_20, (3, 13), "nt")
+    assert edition.python_warning(studio_20, (3, 12), "nt") == edition.python_warning(studio_20, (3, 13), "posix") == ""
 
 
 # -- clips and frames --------------------------------------------------------------------------

@@ -14,12 +14,13 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from . import bootstrap, bridge_calls, dialog, progress, sources, wiring
-from .edition import Edition, edition_of
+from .edition import Edition, edition_of, python_warning
 from .messages import EditionCannot, NotAFile, UserError, explain, nothing_selected
 
 if TYPE_CHECKING:
@@ -88,6 +89,10 @@ def run(fusion: Fusion, comp: Comp, *, bmd: Optional[Bmd] = None, resolve: Optio
     edition = detect_edition(fusion, resolve)
     if not edition.supported:
         raise EditionCannot("RVM Matte: " + " ".join(line.strip() for line in edition.describe()))
+    say("RVM Matte on " + " ".join(line.strip() for line in edition.describe()))
+    warning = python_warning(edition, (sys.version_info[0], sys.version_info[1]), os.name)
+    if warning:
+        say(warning)
     tool = selected_tool(comp)
     attrs = tool.GetAttrs()
     name = str(attrs.get("TOOLS_Name"))

@@ -72,6 +72,15 @@ class Edition:
         return lines
 
 
+def python_warning(edition: Edition, python: Tuple[int, int], os_name: str) -> str:
+    """A line for a Python known to crash ``fusionscript`` here (3.13 and 3.14 on Resolve 20.x for
+    Windows, reported on Blackmagic's forum), else empty."""
+    if os_name == "nt" and edition.version[0] == 20 and python >= (3, 13):
+        return (f"RVM Matte: warning: Python {python[0]}.{python[1]} is reported to crash Resolve 20 for Windows' "
+                "scripting; if Resolve stops responding, install Python 3.12 and point PYTHON3HOME at it.")
+    return ""
+
+
 def edition_of(product: Any, version: Any) -> Edition:
     """An Edition from what ``GetProductName()`` and ``GetVersion()`` returned (a list, or a
     Lua-style ``{1.0: major, ...}`` table; missing parts are 0)."""

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from . import bootstrap, bridge_calls, dialog, progress, sources
-from .edition import Edition, edition_of
+from .edition import Edition, edition_of, python_warning
 from .messages import EditionCannot, UserError, explain, nothing_selected
 
 if TYPE_CHECKING:
@@ -134,6 +135,10 @@ def run(resolve: Resolve, *, fusion: Optional[Fusion] = None, bmd: Optional[Bmd]
     edition = edition_of(resolve.GetProductName(), resolve.GetVersion())
     if not edition.supported or edition.fusion_studio:
         raise EditionCannot("RVM Matte: " + " ".join(line.strip() for line in edition.describe()))
+    say("RVM Matte on " + " ".join(line.strip() for line in edition.describe()))
+    warning = python_warning(edition, (sys.version_info[0], sys.version_info[1]), os.name)
+    if warning:
+        say(warning)
     picked = picked_clips(resolve, edition, DEFAULT_HANDLES)
     for clip, source in picked:
         if source.kind != "sequence":
