@@ -9,7 +9,7 @@ import numpy as np
 
 from .resolve_support import COUNT, LAST, run_script, scope_for
 from .standins.resolve import Artist, Bmd, Comp, Fusion, Resolve, UIManager
-from .test_server_support import FIRST, pixels
+from .test_server_support import FIRST, pixels, reference_render
 
 
 def sequence_path(show) -> str:
@@ -67,13 +67,35 @@ def test_the_timeline_clip_under_the_playhead_is_matted_for_its_used_range_with_
     assert len(resolve.pool.GetClipMatteList(clip)) == COUNT
 
 
-def test_a_movie_clip_stops_with_what_to_do_instead(bridge_env, capsys):
+def test_a_movie_under_the_bridges_roots_is_decoded_by_the_bridge_and_matted(bridge_env, capsys):
     show = bridge_env
     resolve, fusion, bmd = studio()
-    resolve.add_clip("interview", show["movie"])
-    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+    clip = resolve.add_clip("interview.mp4", show["movie"], selected=False)
+    resolve.put_on_timeline(clip, source_start=2, duration=2)  # handles reach both ends of its 6 frames
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    folder = os.path.join(show["root"], "sh020", "rvm")
+    reference = reference_render(show["movie"], list(range(6)), os.path.join(show["root"], "reference_movie_pool"))
+    for frame in range(6):
+        made = os.path.join(folder, f"interview_alpha.{frame:04d}.exr")
+        assert np.array_equal(pixels(made), pixels(reference["alpha"].replace("####", f"{frame:04d}"))), frame
+    bins = {folder.GetName(): folder for folder in resolve.pool.root.GetSubFolderList()}
+    assert sorted(item.GetName() for item in bins["RVM interview"].GetClipList()) == [
+        "interview_alpha.[0000-0005].exr", "interview_fg.[0000-0005].exr"]
+    assert len(resolve.pool.GetClipMatteList(clip)) == 6
+
+
+def test_a_movie_the_bridge_cannot_decode_is_said_so(bridge_env, capsys):
+    broken = os.path.join(bridge_env["root"], "sh030", "broken.mov")
+    os.makedirs(os.path.dirname(broken), exist_ok=True)
+    with open(broken, "wb") as handle:
+        handle.write(b"not a movie at all" * 100)
+    resolve, fusion, bmd = studio()
+    resolve.add_clip("broken.mov", broken)
+    assert run_script(bridge_env["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
     out = capsys.readouterr().out
-    assert "interview is a movie" in out and "Comp > RVM Matte renders it to EXRs first" in out
+    assert "the bridge cannot read or write a plate: cannot read the movie" in out and broken in out
     assert resolve.pool.root.GetSubFolderList() == []
 
 

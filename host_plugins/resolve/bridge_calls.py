@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from types import ModuleType
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .dialog import MatteSettings
 
@@ -42,6 +42,15 @@ def hello(client: ModuleType, address: str, timeout: float) -> Dict[str, Any]:
     """The bridge's ``hello`` (roots, path map); raises BridgeTimeout when nothing answers."""
     with client.BridgeClient(address, timeout=timeout, retries=1, name="resolve RVM Matte") as bridge:
         return dict(bridge.hello())
+
+
+def frames_of(client: ModuleType, address: str, source: str, plates: Dict[str, str],
+              timeout: float = HELLO_TIMEOUT) -> List[int]:
+    """The frames of ``source`` the bridge finds (a movie's 0..count-1: only the bridge decodes
+    movies). Raises the client's BridgeError subclasses (PlateError for a codec it cannot read)."""
+    with client.BridgeClient(address, timeout=timeout, retries=1, name="resolve RVM Matte") as bridge:
+        plan = bridge.plan_render(source, None, {"alpha": plates["alpha"], "foreground": plates["foreground"]})
+    return [int(frame) for frame in plan.get("frames", [])]
 
 
 def render(client: ModuleType, settings: MatteSettings, source: str, first: int, last: int,

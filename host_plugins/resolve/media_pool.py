@@ -6,8 +6,8 @@ plates from the clip's own image sequence; both sequences are imported into a bi
 the clip (``RVM <clip>``) and the alpha sequence is attached to the source clip as a clip matte.
 A second run remakes the plates in place and imports or attaches nothing twice.
 
-Movies: the bridge of this version reads image sequences only, so a movie clip stops with a
-message saying how to go on (Comp > RVM Matte renders it to EXRs with a Saver first).
+Movies (``.mov``, ``.mp4``, ``.mxf`` ...) are decoded by the bridge itself (PyAV), frame 0 first,
+when they are under its roots; their plates are numbered from 0 like the movie's frames.
 """
 
 from __future__ import annotations
@@ -45,24 +45,36 @@ class ClipResult:
     cancelled: bool = False
 
 
-def picked_clips(resolve: Resolve, edition: Edition, handles: int) -> List[Tuple[MediaPoolItem, sources.Source]]:
-    """The selected Media Pool clips with all their frames, else the timeline clip under the
-    playhead with the frames it uses plus ``handles``. Raises NothingSelected, NotAFile."""
+Usage = Optional[Tuple[int, int]]  # a timeline clip's (source start, duration); None = the whole clip
+
+
+def picked_clips(resolve: Resolve, edition: Edition) -> List[Tuple[MediaPoolItem, sources.Source, Usage]]:
+    """The selected Media Pool clips (all their frames), else the timeline clip under the playhead
+    with the part of it the timeline uses. Raises NothingSelected, NotAFile."""
     project = resolve.GetProjectManager().GetCurrentProject()
     pool = project.GetMediaPool()
     selected = _as_list(pool.GetSelectedClips())
     if selected:
-        return [(clip, _source_of(clip)) for clip in selected]
+        return [(clip, _source_of(clip), None) for clip in selected]
     timeline = project.GetCurrentTimeline()
     item: Optional[TimelineItem] = timeline.GetCurrentVideoItem() if timeline else None
     clip = item.GetMediaPoolItem() if item else None
     if item is None or clip is None:
         raise nothing_selected("resolve")
-    source = _source_of(clip)
-    if source.kind != "sequence":
-        return [(clip, source)]
     start = item.GetSourceStartFrame() if edition.source_start_frame else item.GetLeftOffset(False)
-    return [(clip, sources.used_range(source, int(start), int(item.GetDuration(False)), handles))]
+    return [(clip, _source_of(clip), (int(start), int(item.GetDuration(False))))]
+
+
+def frames_to_matte(client: ModuleType, address: str, source: sources.Source, usage: Usage, plates: Dict[str, str],
+                    handles: int = DEFAULT_HANDLES) -> sources.Source:
+    """The frames to matte: a movie's come from the bridge (it decodes the movie; frames start at
+    0), a sequence's from its file path; a timeline clip's used part is widened by ``handles``."""
+    if source.kind == "movie":
+        frames = bridge_calls.frames_of(client, address, source.pattern, plates)
+        if not frames:
+            raise UserError(f"RVM Matte: the bridge finds no frame in the movie {source.pattern}.")
+        source = sources.Source(source.pattern, frames[0], frames[-1], "movie")
+    return sources.used_range(source, usage[0], usage[1], handles) if usage else source
 
 
 def _source_of(clip: MediaPoolItem) -> sources.Source:
@@ -139,15 +151,10 @@ def run(resolve: Resolve, *, fusion: Optional[Fusion] = None, bmd: Optional[Bmd]
     warning = python_warning(edition, (sys.version_info[0], sys.version_info[1]), os.name)
     if warning:
         say(warning)
-    picked = picked_clips(resolve, edition, DEFAULT_HANDLES)
-    for clip, source in picked:
-        if source.kind != "sequence":
-            raise UserError(f"RVM Matte: {clip.GetName()} is a movie ({source.pattern}). This version of the bridge "
-                            "reads image sequences only: matte it on the Fusion page (Comp > RVM Matte renders it "
-                            "to EXRs first), or render it to an EXR sequence on the Deliver page and run this again.")
+    picked = picked_clips(resolve, edition)
     unit = client or bootstrap.client_unit()
     probe_timeout, hello_timeout = bridge_calls.timeouts()
-    only = picked[0][1] if len(picked) == 1 else None
+    only = picked[0][1] if len(picked) == 1 and picked[0][1].kind == "sequence" and picked[0][2] is None else None
     defaults = dialog.MatteSettings(address=dialog.default_address(), frames=only.frames if only else "",
                                     output_folder="")
     description = bridge_calls.describe(unit, defaults.address, probe_timeout)
@@ -162,9 +169,13 @@ def run(resolve: Resolve, *, fusion: Optional[Fusion] = None, bmd: Optional[Bmd]
     pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
     ui = getattr(fusion, "UIManager", None) if edition.ui_manager else None
     results = []
-    for clip, source in picked:
+    for clip, found, usage in picked:
+        plates = sources.output_patterns(found, settings.output_folder)
+        try:
+            source = frames_to_matte(unit, settings.address, found, usage, plates)
+        except unit.BridgeError as error:
+            raise UserError(explain(error, settings.address, roots)) from error
         first, last = sources.parse_frames(settings.frames, source) if only else (source.first, source.last)
-        plates = sources.output_patterns(source, settings.output_folder)
         result = ClipResult(clip.GetName(), source, plates)
         results.append(result)
         try:
