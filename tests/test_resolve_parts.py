@@ -51,6 +51,15 @@ def test_the_wheel_folder_made_for_this_python_and_platform_is_chosen(tmp_path):
     assert pick(str(tmp_path / "nothing"), (3, 11), "win-amd64") is None
 
 
+def test_prepare_puts_this_pythons_wheel_folder_first_on_the_path(tmp_path, monkeypatch):
+    tag = f"{bootstrap.python_tag()}-{bootstrap.platform_tag()}"
+    (tmp_path / "wheels" / tag).mkdir(parents=True)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert bootstrap.prepare(str(tmp_path)) == [str(tmp_path / "wheels" / tag)]
+    assert sys.path[0] == str(tmp_path / "wheels" / tag)
+    assert bootstrap.prepare(str(tmp_path)) == []  # once is enough
+
+
 BLOCK_ZMQ = """
 import importlib.abc, runpy, sys
 class Refuse(importlib.abc.MetaPathFinder):
