@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -199,3 +201,34 @@ def test_each_stop_is_said_in_the_artists_words(bridge_env, tmp_path, monkeypatc
 
     assert expected in capsys.readouterr().out
     assert not [name for name in comp.tools if name.startswith("RVM_")] and comp.locks == 0
+
+
+def test_without_uimanager_a_stop_file_in_the_plates_folder_cancels(bridge_env, capsys):
+    show = bridge_env
+    folder = os.path.join(show["root"], "stopped")
+    os.makedirs(folder)
+    comp = Comp(render_start=0, render_end=COUNT - 1)
+    comp.add_loader(first_plate(show))
+    fusion = Fusion(comp, ui=None, version=(19, 1, 4))
+    resolve = Resolve("DaVinci Resolve", (19, 1, 4))
+    answers = {"Plates folder": folder}
+
+    def artist_stops_after_the_first_plate():
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not os.path.exists(os.path.join(folder, f"plate_alpha.{FIRST}.exr")):
+            time.sleep(0.005)
+        open(os.path.join(folder, "STOP"), "w").close()
+
+    comp.ask_user = lambda title, controls: dict(answers, Server=show["server"].address)
+    watcher = threading.Thread(target=artist_stops_after_the_first_plate)
+    watcher.start()
+    try:
+        status = run_script(show["comp_script"], **scope_for(fusion, comp, Bmd(resolve), resolve))
+    finally:
+        watcher.join()
+    out = capsys.readouterr().out
+    assert status == 2, out
+    assert f"create a file named STOP in {folder}" in out and "cancelled after" in out
+    made = [name for name in os.listdir(folder) if re.match(r"^plate_alpha\.\d{4}\.exr$", name)]
+    assert 1 <= len(made) < COUNT and not os.path.exists(os.path.join(folder, "STOP"))
+    assert not [name for name in comp.tools if name.startswith("RVM_")]
