@@ -1,4 +1,4 @@
-"""The ``rvm-bridge`` command: ``render``, ``serve``, ``status``, ``keys``, ``demo``, ``ratios``, ``farm``, ``install``.
+"""The ``rvm-bridge`` command: ``render``, ``serve``, ``status``, ``keys``, ``demo``, ``ratios``, ``farm``, ``install``, ``fusion-matte``.
 
 Each sub-command is a thin shell in ``bridge_server/commands/``. Every error the engine or the
 bridge raises on purpose is printed as one line (exit status 1); Ctrl-C exits with 130 after
@@ -13,14 +13,14 @@ from typing import Optional, Sequence
 
 from rvm_engine import __version__
 
-from .commands import demo, farm, install, keys, ratios, render, serve, status
+from .commands import demo, farm, fusion_matte, install, keys, ratios, render, serve, status
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rvm-bridge", description="Robust Video Matting for compositors.")
     parser.add_argument("--version", action="version", version=f"rvm-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (render, serve, status, keys, demo, ratios, farm, install):
+    for command in (render, serve, status, keys, demo, ratios, farm, install, fusion_matte):
         command.add_parser(sub)
     return parser
 

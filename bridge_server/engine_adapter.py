@@ -20,6 +20,7 @@ import torch
 from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, prepare_plate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
+from rvm_engine.movie_frames import is_movie, read_movie_frame
 from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, read_plate
 from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence
@@ -166,11 +167,20 @@ class Engine:
         return True
 
     @staticmethod
-    def read(path: str, settings: Dict[str, Any], max_side: int = 16384, max_pixels: int = 8192 ** 2) -> Plate:
+    def read(path: str, settings: Dict[str, Any], max_side: int = 16384, max_pixels: int = 8192 ** 2,
+             frame: int = 0) -> Plate:
         """The plate at ``path``, its header checked first: a plate whose display or data window
         is over ``max_side`` on a side or ``max_pixels`` in all is refused (TooLarge) before its
-        pixels are read (an 8000x8000 plate takes gigabytes). Raises PlateError."""
+        pixels are read (an 8000x8000 plate takes gigabytes). A movie gives its picture ``frame``
+        (decoded, then checked). Raises PlateError."""
         import OpenImageIO as oiio
+
+        if is_movie(path):
+            plate = read_movie_frame(path, frame)
+            if max(plate.width, plate.height) > max_side or plate.width * plate.height > max_pixels:
+                raise TooLarge(f"movie {path} is {plate.width}x{plate.height}, over this server's limit of "
+                               f"{max_side} px a side and {max_pixels} pixels (serve --max-image-side)")
+            return plate
 
         source = oiio.ImageInput.open(path)
         if source is not None:

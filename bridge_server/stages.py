@@ -162,7 +162,7 @@ class FramePipeline:
             if request.inline is not None:
                 plate = self.engine.inline_plate(request.buffers[request.inline.buffer], request.inline)
             else:
-                plate = self._read(path, clip)
+                plate = self._read(path, clip, entry.frame)
             plate = self.engine.prepare(plate, clip.settings)  # colour into the model's space, here
             with self.lock:
                 entry.source = Source(plate, fingerprint, time.monotonic() - started)
@@ -181,8 +181,8 @@ class FramePipeline:
                 self.lock.notify_all()
             self._fail(tickets, error)
 
-    def _read(self, path: str, clip: Clip) -> Any:
-        return self.engine.read(path, clip.settings, self.limits.max_image_side, self.limits.max_image_pixels)
+    def _read(self, path: str, clip: Clip, frame: int) -> Any:
+        return self.engine.read(path, clip.settings, self.limits.max_image_side, self.limits.max_image_pixels, frame)
 
     def _locate(self, clip: Clip, request: Request) -> Tuple[str, Any]:
         if request.inline is not None:
@@ -376,7 +376,7 @@ class FramePipeline:
 
         def read(frame: int) -> Tuple[int, Any]:
             path = self.roots.resolve(self.engine.source_path(pattern, frame), "source plate")
-            return frame, self.engine.prepare(self._read(path, clip), clip.settings)
+            return frame, self.engine.prepare(self._read(path, clip, frame), clip.settings)
 
         plates = ordered_map(read, frames, self.reader_count, PREROLL_READ_AHEAD, pool=self.readers)
         try:

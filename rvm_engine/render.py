@@ -26,7 +26,8 @@ import fileseq
 from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate
 from .errors import PlateError
 from .model import MattingNetwork
-from .plates import clean_stray_temps, read_plate
+from .movie_frames import read_source_frame
+from .plates import clean_stray_temps
 from .resume import DEFAULT_PREROLL, EXACT_RESUME_LIMIT, ResumePlan, plan_from, plan_resume
 from .sequences import FrameSequence, parse_sequence
 from .stages import ordered_map, pool_sizes
@@ -120,7 +121,7 @@ def _plates(seq: FrameSequence, frames: list[int], matter: ClipMatter) -> Genera
     """Read and convert into the model's space on reader threads, ahead of the network, in order."""
 
     def load(frame: int) -> tuple[int, PreparedPlate]:
-        return frame, matter.prepare(read_plate(seq.path(frame), layer=matter.settings.layer))
+        return frame, matter.prepare(read_source_frame(seq.path(frame), frame, layer=matter.settings.layer))
 
     return ordered_map(load, frames, _READERS, _READ_AHEAD)
 

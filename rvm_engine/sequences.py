@@ -214,6 +214,15 @@ def _single_file(text: str, frames: str | Sequence[int] | None) -> FrameSequence
         raise PlateError(
             f"Plate {text} does not exist. For a sequence put a frame token in the name, e.g. {_TOKEN_HINT}."
         )
+    from rvm_engine.movie_frames import frame_count, is_movie  # movie_frames reads plates, which import this
+
+    if is_movie(text):  # a movie is a clip of its own: frames 0 .. count-1
+        count = frame_count(text)
+        wanted = list(range(count)) if frames is None else _frames_from(frames, text)
+        outside = [frame for frame in wanted if not 0 <= frame < count]
+        if outside:
+            raise PlateError(f"movie {text} has frames 0-{count - 1}; frames {', '.join(str(f) for f in outside[:5])} are not in it.")
+        return FrameSequence(text, wanted, 0, single_file=True)
     # A name like shot.1001.exr carries its own frame number; a still is frame 1.
     found = fileseq.FileSequence(text).frameSet()
     numbers = list(found) if found is not None else []

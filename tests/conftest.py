@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .resolve_support import bridge_env, resolve_show  # noqa: F401  (shared by the Resolve script tests)
+
 DATA = Path(__file__).parent / "data"
 REPO = Path(__file__).resolve().parent.parent
 

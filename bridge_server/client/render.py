@@ -99,9 +99,9 @@ def render_through_bridge(address: str, source: str, frames: Union[None, str, Se
                 summary.results.append(result)
                 if progress is not None:
                     progress(len(summary.results), total, result)
-                if cancel is not None and cancel.is_set():
-                    # Clip.frames takes its requests up front: stop reading here; the clip's close
-                    # drops what is still queued, and plates are written atomically (complete or none).
+                if cancel is not None and cancel.is_set() and len(summary.results) < total:
+                    # Clip.frames reads its requests ahead, so stop here too: the frames in flight
+                    # finish on the server (each plate is written whole) and nothing more is sent.
                     summary.cancelled = True
                     break
         except BaseException as error:

@@ -1,0 +1,47 @@
+"""RVM Matte (Fusion page, Workspace > Scripts > Comp): matte the selected Loader or MediaIn
+through the rvm-bridge server and wire Loaders for its alpha and foreground plates.
+
+Installed by `rvm-bridge install resolve` beside the rvm_bridge folder (see
+rvm_bridge/resolve/bootstrap.py for the layout). Python 3.7+.
+"""
+
+import os
+import sys
+
+PACKAGE = "rvm_bridge"
+
+
+def _scripts_folder():
+    """Fusion/Scripts: the parent of this script's menu folder, or $RVM_BRIDGE_SCRIPTS."""
+    candidates = [os.environ.get("RVM_BRIDGE_SCRIPTS", "")]
+    here = globals().get("__file__")
+    if here:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.abspath(here))))
+    for folder in candidates:
+        if folder and os.path.isdir(os.path.join(folder, PACKAGE)):
+            return folder
+    return ""
+
+
+def _main():
+    folder = _scripts_folder()
+    if not folder:
+        print("RVM Matte: the rvm_bridge folder is missing beside the Comp and Utility script folders; "
+              "run `rvm-bridge install resolve` in a terminal, then run the script again.")
+        return 1
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    from rvm_bridge.resolve import bootstrap
+    bootstrap.prepare()
+    from rvm_bridge.resolve import comp_matte
+    scope = globals()
+    fu = scope.get("fusion") or scope.get("fu")
+    bmd_module = scope.get("bmd")
+    resolve_app = scope.get("resolve")
+    if resolve_app is None and bmd_module is not None:
+        resolve_app = bmd_module.scriptapp("Resolve")
+    current = scope.get("comp") or (fu.CurrentComp if fu is not None else None)
+    return comp_matte.main(fu, current, bmd=bmd_module, resolve=resolve_app)
+
+
+RVM_MATTE_STATUS = _main()

@@ -1,0 +1,50 @@
+"""A movie as a clip's source: frames 0..count-1, read by number in any nearby order, the same
+pictures ``convert_video`` reads."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from rvm_engine.errors import PlateError
+from rvm_engine.movie_frames import read_movie_frame, read_source_frame
+from rvm_engine.sequences import parse_sequence
+
+from .resolve_support import movie_frames, write_movie
+from .test_server_support import shot_frames
+
+
+@pytest.fixture(scope="module")
+def movie(tmp_path_factory):
+    return write_movie(str(tmp_path_factory.mktemp("movie") / "talk.mov"), shot_frames(7))
+
+
+def test_a_movie_is_a_clip_of_frames_from_zero(movie):
+    assert parse_sequence(movie, None).frames == list(range(7))
+    assert parse_sequence(movie, "2-4").frames == [2, 3, 4]
+    with pytest.raises(PlateError, match="has frames 0-6; frames 7, 8 are not in it"):
+        parse_sequence(movie, "5-8")
+
+
+def test_frames_read_out_of_order_by_several_readers_are_the_movies_own_pictures(movie):
+    decoded = movie_frames(movie)
+    order = [1, 0, 3, 2, 4, 6, 5, 0, 6]
+    with ThreadPoolExecutor(3) as pool:
+        plates = list(pool.map(lambda frame: read_movie_frame(movie, frame), order))
+    for frame, plate in zip(order, plates):
+        assert np.array_equal(plate.pixels, decoded[frame]), frame
+        assert plate.path == movie and plate.pixel_type == "uint8" and plate.display_window == (0, 0, 128, 128)
+    assert np.array_equal(read_source_frame(movie, 3).pixels, decoded[3])
+    with pytest.raises(PlateError, match="has no frame 9: it ends at frame 6"):
+        read_movie_frame(movie, 9)
+
+
+def test_a_file_that_is_no_movie_is_a_plate_error(tmp_path):
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"\\x00" * 64)
+    with pytest.raises(PlateError, match="cannot read the movie"):
+        parse_sequence(str(fake), None)
+    assert not os.path.exists(tmp_path / "fake_alpha.0000.exr")

@@ -1,0 +1,122 @@
+"""Utility > RVM Matte, run as Resolve runs it, on stand-in Resolve objects, against a real bridge:
+plates for Media Pool clips, imported into a bin named for the clip and attached as its matte."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .resolve_support import COUNT, LAST, run_script, scope_for
+from .standins.resolve import Artist, Bmd, Comp, Fusion, Resolve, UIManager
+from .test_server_support import FIRST, pixels, reference_render
+
+
+def sequence_path(show) -> str:
+    """How Resolve spells an image sequence's File Path."""
+    return os.path.join(show["root"], "sh010", f"plate.[{FIRST}-{LAST}].exr")
+
+
+def studio(version=(20, 2, 1), artist=None):
+    resolve = Resolve("DaVinci Resolve Studio", version)
+    fusion = Fusion(Comp(), UIManager(artist or Artist()), version)
+    resolve.fusion = fusion
+    return resolve, fusion, Bmd(resolve)
+
+
+def test_a_selected_clip_gets_both_sequences_in_its_bin_and_its_alpha_as_clip_matte(bridge_env, capsys):
+    show = bridge_env
+    resolve, fusion, bmd = studio()
+    clip = resolve.add_clip("plate", sequence_path(show))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    bins = {folder.GetName(): folder for folder in resolve.pool.root.GetSubFolderList()}
+    assert list(bins) == ["RVM plate"]
+    imported = {item.GetName(): item.GetClipProperty("File Path") for item in bins["RVM plate"].GetClipList()}
+    folder = os.path.join(show["root"], "sh010", "rvm")
+    assert imported == {f"plate_alpha.[{FIRST}-{LAST}].exr": os.path.join(folder, f"plate_alpha.[{FIRST}-{LAST}].exr"),
+                        f"plate_fg.[{FIRST}-{LAST}].exr": os.path.join(folder, f"plate_fg.[{FIRST}-{LAST}].exr")}
+    assert resolve.pool.GetCurrentFolder() is resolve.pool.root  # the artist's folder is given back
+    mattes = resolve.pool.GetClipMatteList(clip)
+    assert mattes == [os.path.join(folder, f"plate_alpha.{frame}.exr") for frame in range(FIRST, LAST + 1)]
+    for frame in (FIRST, LAST):
+        expected = show["reference"]["alpha"].replace("####", f"{frame:04d}")
+        assert np.array_equal(pixels(mattes[frame - FIRST]), pixels(expected))
+
+    # Again: the plates are made again in place; nothing is imported or attached twice.
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0
+    assert resolve.pool.imports == 2 and len(bins["RVM plate"].GetClipList()) == 2
+    assert resolve.pool.GetClipMatteList(clip) == mattes
+    assert len(resolve.pool.root.GetSubFolderList()) == 1
+
+
+def test_the_timeline_clip_under_the_playhead_is_matted_for_its_used_range_with_handles(bridge_env, capsys):
+    show = bridge_env
+    resolve, fusion, bmd = studio(version=(18, 6, 6))  # before GetSourceStartFrame: GetLeftOffset
+    clip = resolve.add_clip("plate", sequence_path(show), selected=False)
+    resolve.put_on_timeline(clip, source_start=3, duration=2)
+    folder = os.path.join(show["root"], "handles")
+    fusion.ui.artist.answers = {"Folder": folder}
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    # Frames 1004-1005 are used; 12-frame handles reach both ends of what is on disk.
+    made = sorted(name for name in os.listdir(folder) if name.startswith("plate_alpha."))
+    assert made == [f"plate_alpha.{frame}.exr" for frame in range(FIRST, FIRST + COUNT)]
+    assert len(resolve.pool.GetClipMatteList(clip)) == COUNT
+
+
+def test_a_movie_under_the_bridges_roots_is_decoded_by_the_bridge_and_matted(bridge_env, capsys):
+    show = bridge_env
+    resolve, fusion, bmd = studio()
+    clip = resolve.add_clip("interview.mp4", show["movie"], selected=False)
+    resolve.put_on_timeline(clip, source_start=2, duration=2)  # handles reach both ends of its 6 frames
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    folder = os.path.join(show["root"], "sh020", "rvm")
+    reference = reference_render(show["movie"], list(range(6)), os.path.join(show["root"], "reference_movie_pool"))
+    for frame in range(6):
+        made = os.path.join(folder, f"interview_alpha.{frame:04d}.exr")
+        assert np.array_equal(pixels(made), pixels(reference["alpha"].replace("####", f"{frame:04d}"))), frame
+    bins = {folder.GetName(): folder for folder in resolve.pool.root.GetSubFolderList()}
+    assert sorted(item.GetName() for item in bins["RVM interview"].GetClipList()) == [
+        "interview_alpha.[0000-0005].exr", "interview_fg.[0000-0005].exr"]
+    assert len(resolve.pool.GetClipMatteList(clip)) == 6
+
+
+def test_a_movie_the_bridge_cannot_decode_is_said_so(bridge_env, capsys):
+    broken = os.path.join(bridge_env["root"], "sh030", "broken.mov")
+    os.makedirs(os.path.dirname(broken), exist_ok=True)
+    with open(broken, "wb") as handle:
+        handle.write(b"not a movie at all" * 100)
+    resolve, fusion, bmd = studio()
+    resolve.add_clip("broken.mov", broken)
+    assert run_script(bridge_env["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+    out = capsys.readouterr().out
+    assert "the bridge cannot read or write a plate: cannot read the movie" in out and broken in out
+    assert resolve.pool.root.GetSubFolderList() == []
+
+
+def test_nothing_selected_and_nothing_under_the_playhead_is_said_plainly(bridge_env, capsys):
+    resolve, fusion, bmd = studio()
+    assert run_script(bridge_env["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+    assert "select clips in the Media Pool, or put the playhead over a clip" in capsys.readouterr().out
+
+
+def test_an_offline_clip_is_not_a_file_on_disk(bridge_env, capsys):
+    resolve, fusion, bmd = studio()
+    resolve.add_clip("lost", os.path.join(bridge_env["root"], "gone", "lost.[1001-1010].exr"))
+    assert run_script(bridge_env["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+    assert "is not on disk; is the media offline?" in capsys.readouterr().out
+
+
+def test_the_free_edition_from_19_1_has_no_dialog_and_says_what_it_used(bridge_env, capsys):
+    show = bridge_env
+    resolve = Resolve("DaVinci Resolve", (20, 0, 0))
+    fusion = Fusion(Comp(), None, (20, 0, 0))
+    resolve.add_clip("plate", sequence_path(show))
+    assert run_script(show["utility_script"], **scope_for(fusion, None, Bmd(resolve), resolve)) == 0
+    out = capsys.readouterr().out
+    assert "this edition has no dialog; using server" in out and "alpha attached as its clip matte" in out
