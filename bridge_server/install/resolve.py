@@ -232,6 +232,9 @@ def install_resolve(dest: Optional[str] = None, all_users: bool = False, pythons
 
     if wheel_source and not os.path.isdir(wheel_source):
         raise BadParameter(f"--wheels {wheel_source} is not a folder")
+    if not os.path.isfile(os.path.join(MENU_SOURCE, "Comp", "RVM Matte (Lua).lua")):
+        raise InstallError(f"this rvm-bridge lacks the Resolve scripts ({MENU_SOURCE}); reinstall it (pip install "
+                           "-e . in a checkout)")
     scripts = os.path.abspath(os.path.expanduser(dest) if dest else default_scripts_folder(all_users, environ))
     chosen, why = pythons_to_vendor(pythons, environ) if with_pyzmq else ([], "")
     install = ResolveInstall(scripts, chosen, vendor.check_platforms(platforms or [platform_name()]), why,
