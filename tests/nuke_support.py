@@ -1,9 +1,10 @@
 """Shared by the Nuke tests: real pyzmq wheels fetched once per session, and the installed
-plug-in folder made from them by the real installer."""
+plug-in folder made from them by the real installer; a real interpreter of a given version."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -15,6 +16,24 @@ from bridge_server.install.vendor import PLATFORMS
 # Three wheels keep the folder small: CPython 3.7 (pyzmq 26.2.1, the last for 3.7), 3.11, and the
 # cp312-abi3 wheel that serves 3.12 and later.
 WHEEL_PYTHONS = ("3.7", "3.11", "3.13")
+PYENV = os.path.expanduser("~/.pyenv/versions")
+
+
+def real_python(version: str):
+    """A CPython ``version`` interpreter on this machine (pyenv, Debian's, uv's), or None."""
+    candidates = [shutil.which(f"python{version}")]
+    if os.path.isdir(PYENV):
+        candidates += [os.path.join(PYENV, name, "bin", "python") for name in sorted(os.listdir(PYENV))
+                       if name.startswith(version + ".")]
+    for candidate in filter(None, candidates):
+        try:
+            done = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                  capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        if done.returncode == 0 and done.stdout.strip() == version:
+            return candidate
+    return None
 
 
 def fetch_wheels(folder: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import runpy
-import shutil
 import sys
 from fractions import Fraction
 from typing import Any, Dict, List
@@ -23,17 +22,12 @@ SCRIPTS = os.path.join(REPO, "host_plugins", "resolve", "scripts")
 
 
 def install_scripts(folder: str) -> str:
-    """The scripts in ``folder`` (a stand-in ``Fusion/Scripts``): Comp/, Utility/ and the
-    rvm_bridge package with the client unit and host_plugins/resolve copied as they are.
-    (The wheels folder stays empty: the test Python already has pyzmq.)"""
-    package = os.path.join(folder, "rvm_bridge")
-    skip = shutil.ignore_patterns("__pycache__", "scripts")
-    shutil.copytree(os.path.join(REPO, "bridge_server", "client"), os.path.join(package, "client"), ignore=skip)
-    shutil.copytree(os.path.join(REPO, "host_plugins", "resolve"), os.path.join(package, "resolve"), ignore=skip)
-    with open(os.path.join(package, "__init__.py"), "w", encoding="utf-8") as handle:
-        handle.write('"""rvm-bridge for DaVinci Resolve (installed by rvm-bridge install resolve)."""\n')
-    for menu in ("Comp", "Utility"):
-        shutil.copytree(os.path.join(SCRIPTS, menu), os.path.join(folder, menu))
+    """The scripts installed in ``folder`` (a stand-in ``Fusion/Scripts``) by the real installer
+    (``rvm-bridge install resolve --dest folder --no-pyzmq``): the scripts run in this process,
+    whose own pyzmq the path-picker prefers anyway (``test_resolve_install`` covers the vendored one)."""
+    from bridge_server.install.resolve import install_resolve
+
+    install_resolve(folder, with_pyzmq=False)
     return folder
 
 

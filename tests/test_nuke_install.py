@@ -16,24 +16,7 @@ from bridge_server.install import nuke as nuke_install
 from bridge_server.install.pathpicker import abi_folder, platform_name
 from bridge_server.install.vendor import WheelError, abi_name
 
-PYENV = os.path.expanduser("~/.pyenv/versions")
-
-
-def real_python(version: str):
-    """A CPython ``version`` interpreter on this machine (pyenv, Debian's, uv's), or None."""
-    candidates = [shutil.which(f"python{version}")]
-    if os.path.isdir(PYENV):
-        candidates += [os.path.join(PYENV, name, "bin", "python") for name in sorted(os.listdir(PYENV))
-                       if name.startswith(version + ".")]
-    for candidate in filter(None, candidates):
-        try:
-            done = subprocess.run([candidate, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
-                                  capture_output=True, text=True, timeout=30)
-        except OSError:
-            continue
-        if done.returncode == 0 and done.stdout.strip() == version:
-            return candidate
-    return None
+from .nuke_support import real_python
 
 
 @pytest.fixture(scope="module")

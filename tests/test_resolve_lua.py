@@ -1,13 +1,12 @@
 """Comp > RVM Matte (Lua), for editions whose menu runs only Lua: the launcher runs under a real
 Lua 5.1 and a real LuaJIT (both from the ``lupa`` package), against a Lua stand-in of the Fusion
-calls it makes, runs the real ``rvm-bridge fusion-matte`` command against a real bridge, and
-wires exactly what the Python script wires."""
+calls it makes, runs the real ``rvm-bridge fusion-matte`` command (the line the installer wrote in
+command.txt) against a real bridge, and wires exactly what the Python script wires."""
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
 
 import pytest
 
@@ -69,7 +68,8 @@ def test_the_lua_launcher_wires_the_same_loaders_as_the_python_script(bridge_env
     scope = lua.globals()
     scope.comp = lua_comp
     scope.resolve = standin.resolve("DaVinci Resolve", lua.table_from([21, 1, 0]))
-    monkeypatch.setenv("RVM_BRIDGE_COMMAND", f"'{sys.executable}' -m bridge_server")
+    # The command comes from rvm_bridge/command.txt, as the installer wrote it (this Python -m bridge_server).
+    monkeypatch.delenv("RVM_BRIDGE_COMMAND", raising=False)
     monkeypatch.setenv("PYTHONPATH", REPO)
     for name in [name for name in os.listdir(folder)]:
         os.remove(os.path.join(folder, name))  # the Lua run makes its own plates

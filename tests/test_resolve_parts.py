@@ -38,26 +38,23 @@ def test_an_os_resolve_does_not_run_on_is_refused():
 
 
 # -- finding pyzmq -----------------------------------------------------------------------------
-def test_the_wheel_folder_made_for_this_python_and_platform_is_chosen(tmp_path):
-    for name in ("cp310-win_amd64", "cp311-win_amd64", "cp311-macosx_10_9_universal2", "cp311-linux_x86_64",
-                 "cp314-macosx_11_0_arm64"):
-        (tmp_path / "wheels" / name).mkdir(parents=True)
-    pick = bootstrap.wheel_folder
-    assert pick(str(tmp_path), (3, 11), "win-amd64").endswith("cp311-win_amd64")
-    assert pick(str(tmp_path), (3, 11), "linux-x86_64").endswith("cp311-linux_x86_64")
-    assert pick(str(tmp_path), (3, 11), "macosx-14.0-universal2").endswith("cp311-macosx_10_9_universal2")
-    assert pick(str(tmp_path), (3, 14), "macosx-15.2-arm64").endswith("cp314-macosx_11_0_arm64")
-    assert pick(str(tmp_path), (3, 12), "win-amd64") is None
-    assert pick(str(tmp_path / "nothing"), (3, 11), "win-amd64") is None
+def test_bootstrap_uses_the_installers_path_picker_installed_or_from_a_checkout(tmp_path, monkeypatch):
+    from bridge_server.install.pathpicker import platform_name
+    from bridge_server.install.vendor import copy_path_picker
 
-
-def test_prepare_puts_this_pythons_wheel_folder_first_on_the_path(tmp_path, monkeypatch):
-    tag = f"{bootstrap.python_tag()}-{bootstrap.platform_tag()}"
-    (tmp_path / "wheels" / tag).mkdir(parents=True)
+    checkout = bootstrap.path_picker()  # host_plugins/ in this checkout: bridge_server/install/pathpicker.py
+    assert checkout is not None and checkout.__file__.endswith(os.path.join("install", "pathpicker.py"))
+    package = tmp_path / "rvm_bridge"
+    copy_path_picker(str(package))
+    installed = bootstrap.path_picker(str(package))
+    assert installed is not None and installed.__file__ == str(package / "rvm_bridge_paths.py")
+    assert bootstrap.path_picker(str(tmp_path / "nowhere" / "rvm_bridge")) is None
+    # One routine picks wheels for Nuke and Resolve: <platform>/<abi> under rvm_bridge/wheels.
+    (package / "wheels" / platform_name() / "abi3-cp312").mkdir(parents=True)
+    assert installed.abi_folder(str(package / "wheels"), (3, 14)) == str(package / "wheels" / platform_name() /
+                                                                            "abi3-cp312")
     monkeypatch.setattr(sys, "path", list(sys.path))
-    assert bootstrap.prepare(str(tmp_path)) == [str(tmp_path / "wheels" / tag)]
-    assert sys.path[0] == str(tmp_path / "wheels" / tag)
-    assert bootstrap.prepare(str(tmp_path)) == []  # once is enough
+    assert bootstrap.prepare(str(package)) == []  # this Python has its own zmq: it is kept
 
 
 BLOCK_ZMQ = """

@@ -1,6 +1,7 @@
 """Find the client unit and pyzmq from inside Resolve: the one place that knows the folder layout.
 
-The scripts are installed as (``install_layout.scripts_folders`` gives the folders per OS)::
+The scripts are installed as (``install_layout.scripts_folders`` gives the folders per OS;
+``rvm-bridge install resolve`` lays it out)::
 
     Fusion/Scripts/
       Comp/RVM Matte.py            the Fusion page script (and "RVM Matte (Lua).lua")
@@ -9,26 +10,29 @@ The scripts are installed as (``install_layout.scripts_folders`` gives the folde
         __init__.py
         client/                    bridge_server/client, copied as it is
         resolve/                   host_plugins/resolve, copied as it is (without scripts/)
-        wheels/<tag>/              unpacked pyzmq wheels, <tag> = cp311-win_amd64, cp310-linux_x86_64, ...
+        rvm_bridge_paths.py        the installer's path-picker (bridge_server/install/pathpicker.py)
+        wheels/<platform>/<abi>/   unpacked pyzmq wheels: linux-x86_64/cp311, windows-x86_64/abi3-cp312, ...
         command.txt                optional: the rvm-bridge command line (for the Lua launcher)
 
 The entry scripts put ``Fusion/Scripts`` on ``sys.path`` and import ``rvm_bridge.resolve``;
-``prepare`` then adds the wheel folder made for the running Python, and ``client_unit`` imports
-the client (``rvm_bridge.client``, or ``bridge_server.client`` when run from a checkout).
+``prepare`` then lets the path-picker (the same one the Nuke node uses) put the wheel folder made
+for the running Python on ``sys.path``, and ``client_unit`` imports the client
+(``rvm_bridge.client``, or ``bridge_server.client`` when run from a checkout).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
-import sysconfig
 from types import ModuleType
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
 from .messages import zmq_missing
 
 WHEELS = "wheels"
+PATH_PICKER = "rvm_bridge_paths"
 
 
 def package_folder() -> str:
@@ -36,43 +40,36 @@ def package_folder() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def python_tag(version: Optional[Tuple[int, int]] = None) -> str:
-    major, minor = version or (sys.version_info[0], sys.version_info[1])
-    return f"cp{major}{minor}"
-
-
-def platform_tag(platform: Optional[str] = None) -> str:
-    """``sysconfig.get_platform()`` as wheel tags spell it: ``win-amd64`` -> ``win_amd64``."""
-    return (platform or sysconfig.get_platform()).replace("-", "_").replace(".", "_")
-
-
-def wheel_folder(package: str, version: Optional[Tuple[int, int]] = None, platform: Optional[str] = None
-                 ) -> Optional[str]:
-    """The unpacked wheel folder under ``package/wheels`` for this Python: ``<cpXY>-<platform>``
-    exactly, else the one ``<cpXY>-*`` folder whose platform part ends like ours (macOS wheels
-    name the oldest macOS they run on). None when there is none."""
-    root = os.path.join(package, WHEELS)
-    if not os.path.isdir(root):
-        return None
-    tag, plat = python_tag(version), platform_tag(platform)
-    names = sorted(os.listdir(root))
-    if f"{tag}-{plat}" in names:
-        return os.path.join(root, f"{tag}-{plat}")
-    machine = plat.rsplit("_", 1)[-1]
-    family = plat.split("_", 1)[0]
-    for name in names:
-        if name.startswith(tag + "-") and name.split("-", 1)[1].startswith(family) and name.endswith(machine):
-            return os.path.join(root, name)
+def path_picker(package: Optional[str] = None) -> Optional[ModuleType]:
+    """The path-picker module: ``rvm_bridge_paths.py`` in the installed package folder, else (run
+    from a checkout) ``bridge_server/install/pathpicker.py``; None when neither is there. Loaded
+    from its file, so two installs in one Python never share it."""
+    package = package or package_folder()
+    candidates = (os.path.join(package, PATH_PICKER + ".py"),
+                  os.path.join(os.path.dirname(package), "bridge_server", "install", "pathpicker.py"))
+    for path in candidates:
+        if not os.path.isfile(path):
+            continue
+        spec = importlib.util.spec_from_file_location(PATH_PICKER, path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
     return None
 
 
 def prepare(package: Optional[str] = None) -> List[str]:
-    """Put this Python's wheel folder first on ``sys.path``; returns what was added."""
-    folder = wheel_folder(package or package_folder())
-    if folder and folder not in sys.path:
-        sys.path.insert(0, folder)
-        return [folder]
-    return []
+    """Make ``import zmq`` work: a zmq this Python already has is kept, else the path-picker puts
+    our unpacked wheel for this Python and platform first on ``sys.path``. Returns what was added
+    (nothing when the host has its own zmq, or when no wheel fits: ``client_unit`` then says so)."""
+    package = package or package_folder()
+    picker = path_picker(package)
+    if picker is None:
+        return []
+    before = set(sys.path)
+    picker.add_zmq(os.path.join(package, WHEELS))
+    return [folder for folder in sys.path if folder not in before]
 
 
 def client_unit(names: Sequence[str] = ()) -> ModuleType:
