@@ -20,7 +20,7 @@ import torch
 from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, prepare_plate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
-from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, read_plate
+from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, check_plate_file, read_plate
 from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
@@ -152,6 +152,7 @@ class Engine:
         pixels are read (an 8000x8000 plate takes gigabytes). Raises PlateError."""
         import OpenImageIO as oiio
 
+        check_plate_file(path)  # a named pipe would block OpenImageIO and, with it, the whole server
         source = oiio.ImageInput.open(path)
         if source is not None:
             spec = source.spec()

@@ -179,6 +179,29 @@ def test_a_plate_read_by_path_over_the_size_cap_is_refused_before_its_pixels_are
     assert still_serving(farm)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_in_a_root_given_as_a_plate_or_a_colour_config_is_refused_and_hangs_nothing(farm):
+    # Someone leaves a named pipe in the show folder (or a hostile client makes one). OpenImageIO
+    # opens it holding Python's lock, so reading it used to freeze every thread of the bridge.
+    folder = os.path.join(farm.root, "pipes")
+    os.makedirs(folder)
+    for name in ("plate.1001.exr", "plate.1002.exr", "config.ocio"):
+        os.mkfifo(os.path.join(folder, name))
+    shutil.copy(os.path.join(farm.root, "plates", "plate.1003.exr"), folder)
+    with BridgeClient(farm.address, timeout=20, retries=0) as client:
+        clip = client.open_clip(first_frame=FIRST, outputs={"alpha": os.path.join(folder, "out", "a.####.exr")})
+        with pytest.raises(errors.PlateError, match="not a regular file"):
+            clip.frame(FIRST, path=os.path.join(folder, "plate.1001.exr"))
+        sequence = client.open_clip(source=os.path.join(folder, "plate.####.exr"), first_frame=FIRST,
+                                    outputs={"alpha": os.path.join(folder, "seq", "a.####.exr")})
+        with pytest.raises(errors.PlateError):
+            sequence.frame(FIRST + 2)  # would pre-roll the two pipes before it
+        with pytest.raises(errors.ColourError, match="not a regular file"):
+            client.open_clip(first_frame=FIRST, colour_space="ACEScg", ocio_config=os.path.join(folder, "config.ocio"),
+                             outputs={"alpha": os.path.join(folder, "ocio", "a.####.exr")})
+    assert still_serving(farm)
+
+
 def test_a_full_queue_says_busy_and_a_client_that_backs_off_gets_every_frame(farm, client):
     client.open_clip("flooded", first_frame=FIRST, outputs={"alpha": os.path.join(farm.root, "flooded", "a.####.exr")})
     peer = RawPeer(farm.address)
