@@ -202,6 +202,27 @@ def test_a_named_pipe_in_a_root_given_as_a_plate_or_a_colour_config_is_refused_a
     assert still_serving(farm)
 
 
+def test_a_range_of_a_billion_frames_or_a_pattern_with_two_tokens_is_refused_by_name_not_as_a_bug(farm, client):
+    # A typo in a frame range (one digit too many) or a pattern (a token twice) is the user's to
+    # fix: it used to come back as "internal" (a bug of the bridge), or to keep a control thread
+    # looking for ten million plates for a minute and a half.
+    bugs_before = client.status()["internal_errors"]
+    outputs = {"alpha": os.path.join(farm.root, "typos", "a.####.exr")}
+    for frames in ("1-1000000000", f"{FIRST}-{FIRST + 9_999_999}"):
+        started = time.monotonic()
+        with pytest.raises(errors.TooLarge, match="more than 100000 frames"):
+            client.plan_render(farm.pattern, frames, outputs)
+        assert time.monotonic() - started < 10
+    twice = os.path.join(farm.root, "typos", "a.####.####.exr")
+    with pytest.raises(errors.PlateError, match="more than one frame token"):
+        client.plan_render(farm.pattern, f"{FIRST}-{FIRST + 1}", {"alpha": twice})
+    with pytest.raises(errors.PlateError, match="more than one frame token"):
+        client.plan_render(farm.pattern.replace("####", "####.####"), f"{FIRST}-{FIRST + 1}", outputs)
+    with pytest.raises(errors.PlateError, match="more than one frame token"):
+        client.open_clip(first_frame=FIRST, outputs={"alpha": twice})
+    assert client.status()["internal_errors"] == bugs_before
+
+
 def test_a_full_queue_says_busy_and_a_client_that_backs_off_gets_every_frame(farm, client):
     client.open_clip("flooded", first_frame=FIRST, outputs={"alpha": os.path.join(farm.root, "flooded", "a.####.exr")})
     peer = RawPeer(farm.address)
