@@ -57,6 +57,7 @@ log = logging.getLogger("rvm_bridge.server")
 _READERS, _WRITERS = pool_sizes()
 # Replies the client must not get again for a retry: the same request later may succeed.
 _NOT_REMEMBERED = ("busy", "shutting_down", "too_many_clips")
+MAX_WAIT_S = 86400.0
 
 
 @dataclass
@@ -93,8 +94,14 @@ class ServerConfig:
                 raise BadParameter(f"{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
         if self.preroll_limit < 0 or not 0 <= self.cold_preroll <= self.preroll_limit:
             raise BadParameter(f"cold-preroll {self.cold_preroll} must be in 0..preroll-limit ({self.preroll_limit})")
-        if self.inline_wait < 0 or self.head_live < 0:
-            raise BadParameter("inline-wait and head-live must be 0 or more seconds")
+        # Not NaN, and within a day: a worker waits on the condition for these, and a wait past
+        # the platform's time_t (1e300, inf) raises in the worker and stops it.
+        if not (0 <= self.inline_wait <= MAX_WAIT_S and 0 <= self.head_live <= MAX_WAIT_S):
+            raise BadParameter(f"inline-wait and head-live must be 0..{MAX_WAIT_S} seconds")
+        if self.threads is not None and self.threads < 1:
+            raise BadParameter(f"threads {self.threads} must be at least 1")
+        if self.limits.max_image_side < 1:
+            raise BadParameter(f"max-image-side {self.limits.max_image_side} must be at least 1")
 
 
 @dataclass
@@ -142,13 +149,20 @@ class BridgeServer:
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 1000)
         self.router.setsockopt(zmq.MAXMSGSIZE, max(config.limits.max_buffer_bytes, config.limits.max_header_bytes))
+        self.authenticator = None
         try:
             self.authenticator = secure_server(self.router, config.keys_dir, self.context) if config.keys_dir else None
             self.handshakes = HandshakeWatch(self.router)
             self.router.bind(bind_address(config.address))
-        except BaseException:
-            self.router.close(linger=0)
-            self.context.term()
+        except BaseException as error:
+            # destroy, not term: term waits for every socket, the handshake monitor's too, forever.
+            if self.authenticator is not None:
+                self.authenticator.stop()
+            self.context.destroy(linger=0)
+            if isinstance(error, zmq.ZMQError):
+                busy = " (another bridge or program is listening there: stop it or choose another --address)" \
+                    if error.errno == zmq.EADDRINUSE else ""
+                raise BadParameter(f"cannot listen on {config.address}: {error.strerror}{busy}") from None
             raise
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.control = ThreadPoolExecutor(2, thread_name_prefix="rvm-open")

@@ -388,6 +388,37 @@ def test_a_malformed_listening_address_is_named_as_such_not_as_a_security_proble
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="foo", preload=()), engine=object())
 
 
+def test_a_second_bridge_on_a_port_in_use_says_so_and_exits_instead_of_hanging(farm, tmp_path):
+    # The first thing a new user does twice: start `rvm-bridge serve` when one already runs. The
+    # failed bind used to wait forever on its own handshake monitor, silent, holding the terminal.
+    command = [sys.executable, "-m", "bridge_server", "serve", "--root", str(tmp_path), "--preload", ""]
+    done = subprocess.run(command + ["--address", farm.address], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "already in use" in done.stderr and "Traceback" not in done.stderr
+    assert still_serving(farm)
+
+
+def test_a_port_past_65535_is_refused_not_bent_onto_another_port(tmp_path):
+    # Port 99999 used to be bound as 34463 (modulo 65536); a client given 99999 reached 34463.
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    with pytest.raises(errors.BadParameter, match="ports are 0..65535"):
+        BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://127.0.0.1:99999", preload=()),
+                     engine=object())
+    with pytest.raises(errors.BadParameter, match="ports are 0..65535"):
+        BridgeClient("tcp://127.0.0.1:99999")
+
+
+@pytest.mark.parametrize("setting", [{"inline_wait": float("nan")}, {"inline_wait": 1e300}, {"head_live": float("inf")},
+                                     {"threads": -1}])
+def test_settings_that_would_stop_a_worker_or_the_engine_are_refused_when_the_bridge_starts(tmp_path, setting):
+    # A worker waits on a condition for the inline wait: past time_t (1e300) the wait raised in the
+    # worker and frames were never run again; --threads -1 was a torch traceback.
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    with pytest.raises(errors.BadParameter):
+        BridgeServer(ServerConfig(roots=[str(tmp_path)], preload=(), **setting), engine=object())
+
+
 def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on(tmp_path):
     from bridge_server.server import BridgeServer, ServerConfig
 
@@ -438,3 +469,12 @@ def test_keys_are_made_once_and_kept_unless_forced(tmp_path, capsys):
     assert os.stat(tmp_path / "keys" / "server.key_secret").st_mode & 0o077 == 0
     assert main(["keys", str(tmp_path / "keys")]) == 1
     assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["inf", "1e400", "nan", "0", "-5"])
+def test_a_size_that_is_not_a_positive_finite_number_is_a_usage_error_not_a_traceback(size, capsys):
+    from bridge_server.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--root", ".", "--memory-budget", size])
+    assert stopped.value.code == 2 and "must be positive and finite" in capsys.readouterr().err
