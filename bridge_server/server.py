@@ -14,6 +14,8 @@ Run it as ``rvm-bridge serve`` or ``python -m bridge_server serve``.
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import logging
 import os
 import queue
@@ -111,6 +113,7 @@ class InFlight:
     routes: List[List[Any]]
     request: Request
     started: float
+    signature: bytes = b""
 
 
 class BridgeServer:
@@ -135,9 +138,10 @@ class BridgeServer:
                                      state_nbytes=engine.state_nbytes)
         self.outbox: queue.SimpleQueue[Tuple[str, Dict[str, Any], List[Any], Optional[Output]]] = queue.SimpleQueue()
         self.in_flight: Dict[str, InFlight] = {}
-        # id -> (header, the clip's record its inline buffers come from): the store holds no
-        # pixels of its own, so the memory budget that drops a record's pixels frees them.
-        self.remembered: collections.OrderedDict[str, Tuple[Dict[str, Any], Optional[Output]]] = \
+        # id -> (header, the clip's record its inline buffers come from, the request's signature):
+        # the store holds no pixels of its own, so the memory budget that drops a record's pixels
+        # frees them.
+        self.remembered: collections.OrderedDict[str, Tuple[Dict[str, Any], Optional[Output], bytes]] = \
             collections.OrderedDict()
         self.internal_errors = 0
         self.started = time.monotonic()
@@ -258,7 +262,7 @@ class BridgeServer:
                                                server_protocol=PROTOCOL_VERSION), [])
                 return
             request_id, op = request.id, request.op
-            self._start(route, request)
+            self._start(route, request, signature(body))
         except Exception as error:  # noqa: BLE001 - one request's bug must not stop the server
             self.internal_errors += 1
             log.error("request %s (%s) hit a bug; answered internal and serving on", request_id or "?", op or "?",
@@ -267,10 +271,19 @@ class BridgeServer:
             self._send(route, error_header(request_id, op, "internal", f"the bridge hit a bug handling this "
                                            f"request ({type(error).__name__}); its log has the traceback"), [])
 
-    def _start(self, route: List[Any], request: Request) -> None:
+    def _start(self, route: List[Any], request: Request, signed: bytes = b"") -> None:
+        earlier = self.remembered.get(request.id) or self.in_flight.get(request.id)
+        if earlier is not None and (earlier[2] if isinstance(earlier, tuple) else earlier.signature) != signed:
+            # Not a retry: another request under a used id (a client counting ids from 1 again
+            # after a restart) must not be answered with the old request's reply, nor merged into it.
+            self._send(route, error_header(request.id, request.op, "bad_message",
+                                           f"request id {request.id} was already used for another request; give "
+                                           "each request a new id (send the same id only to retry the same "
+                                           "request)"), [])
+            return
         remembered = self.remembered.get(request.id)
         if remembered is not None:
-            header, output = remembered
+            header, output, _ = remembered
             if output is None or output.images or not header.get("inline"):
                 self.remembered.move_to_end(request.id)
                 log.info("op=%s id=%s repeated: sending the reply already made", request.op, request.id)
@@ -285,7 +298,7 @@ class BridgeServer:
             self._send(route, reply_header(request.id, request.op, pending=True,
                                            running_s=round(time.monotonic() - job.started, 3)), [])
             return
-        self.in_flight[request.id] = InFlight([route], request, time.monotonic())
+        self.in_flight[request.id] = InFlight([route], request, time.monotonic(), signed)
         if self._stop.is_set():
             self.deliver(request.id, {"error": {"code": "shutting_down", "message": "the bridge is stopping"}}, [])
         elif request.op == "frame":
@@ -435,14 +448,14 @@ class BridgeServer:
             for route in job.routes:
                 self._send(route, header, buffers)
             if not ("error" in fields and fields["error"]["code"] in _NOT_REMEMBERED):
-                self._remember(request_id, header, output)
+                self._remember(request_id, header, output, job.signature)
             log.info(describe_reply(job, header, time.monotonic() - job.started))
 
-    def _remember(self, request_id: str, header: Dict[str, Any], output: Optional[Output]) -> None:
+    def _remember(self, request_id: str, header: Dict[str, Any], output: Optional[Output], signed: bytes) -> None:
         # Bounded in count; inline pixels belong to the clip's record and count in its budget.
         if header.get("inline") and not (output is not None and output.images):
             return  # its pixels are gone already: a retry makes the frame again
-        self.remembered[request_id] = (header, output if header.get("inline") else None)
+        self.remembered[request_id] = (header, output if header.get("inline") else None, signed)
         while len(self.remembered) > self.config.remembered_replies:
             self.remembered.popitem(last=False)
 
@@ -451,6 +464,15 @@ class BridgeServer:
             self.router.send_multipart(list(route) + encode(header, buffers), copy=False)
         except zmq.ZMQError as error:  # the peer is gone or its queue is full: its loss alone
             log.warning("could not send a reply: %s", error)
+
+
+def signature(body: Sequence[Any]) -> bytes:
+    """What tells a retry from another request under the same id: the header's content (whatever
+    the key order or spacing) and the buffers' sizes. A retry sends the same message again."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(json.loads(bytes(body[0])), sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    digest.update(repr([len(part) for part in body[1:]]).encode("ascii"))
+    return digest.digest()
 
 
 def describe_reply(job: InFlight, header: Dict[str, Any], elapsed: float) -> str:

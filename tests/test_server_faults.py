@@ -419,6 +419,34 @@ def test_settings_that_would_stop_a_worker_or_the_engine_are_refused_when_the_br
         BridgeServer(ServerConfig(roots=[str(tmp_path)], preload=(), **setting), engine=object())
 
 
+def test_a_client_that_counts_ids_from_one_again_is_not_answered_with_old_replies(farm):
+    # A host script numbering its requests 1, 2, 3 is restarted and numbers them 1, 2, 3 again.
+    # The bridge used to answer each with the reply remembered for the old request of that id:
+    # frame 1002 came back "ok" with frame 1001's plate, and nothing was made.
+    folder = os.path.join(farm.root, "counted")
+    plate = os.path.join(farm.root, "plates", "plate.{:04d}.exr")
+    peer = RawPeer(farm.address)
+    peer.send(encode(request_header("open_clip", "1", clip="counted", settings={
+        "first_frame": FIRST, "outputs": {"alpha": os.path.join(folder, "a.####.exr")}})))
+    assert peer.reply(60)[0]["ok"]
+    peer.send(encode(request_header("frame", "2", clip="counted", frame=FIRST, source={"path": plate.format(FIRST)})))
+    assert peer.reply(60)[0]["frame"] == FIRST
+    peer.close()
+    again = RawPeer(farm.address)  # the restarted script
+    again.send(encode(request_header("frame", "2", clip="counted", frame=FIRST + 1,
+                                     source={"path": plate.format(FIRST + 1)})))
+    reply = again.reply(60)[0]
+    assert not reply["ok"] and reply["error"]["code"] == "bad_message" and "already used" in reply["error"]["message"]
+    # A real retry (the same request, its keys in another order) still gets the one reply.
+    again.socket.send_multipart([b"", json.dumps({"source": {"path": plate.format(FIRST)}, "frame": FIRST,
+                                                  "clip": "counted", "id": "2", "op": "frame",
+                                                  "protocol": 2}).encode()])
+    retried = again.reply(60)[0]
+    again.close()
+    assert retried["ok"] and retried["frame"] == FIRST and retried["made"]["how"] != "cache"
+    assert sorted(os.listdir(folder)) == [f"a.{FIRST}.exr"]
+
+
 def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on(tmp_path):
     from bridge_server.server import BridgeServer, ServerConfig
 
@@ -426,10 +454,10 @@ def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on
     server._describe_models = lambda request: {}["missing"]  # a bug in an operation
     real_start = server._start
 
-    def start(route, request):  # a bug in the request handling itself
+    def start(route, request, *signed):  # a bug in the request handling itself
         if request.op == "status":
             raise TypeError("unhashable type: 'dict'")
-        real_start(route, request)
+        real_start(route, request, *signed)
 
     server._start = start
     serving = threading.Thread(target=server.serve_forever)
