@@ -121,3 +121,20 @@ def test_a_folder_given_as_a_plate_is_called_a_folder(show, client):
     clip = client.open_clip(first_frame=FIRST, outputs={"alpha": f"{show.root}/folder/alpha.####.exr"})
     with pytest.raises(errors.PlateError, match="is a folder, not a file"):
         clip.frame(FIRST, path=os.path.join(show.root, "plates"))
+
+
+def test_a_plate_another_clip_wrote_over_is_made_again_not_served_from_the_cache(show, client):
+    # Two artists point clips with other settings at one output folder. The first clip's record
+    # of frame 1001 used to be served as "cache, exact" while the file held the second's matte.
+    outputs = {"alpha": f"{show.root}/shared/alpha.####.exr"}
+    plate = f"{show.root}/shared/alpha.{FIRST}.exr"
+    first = client.open_clip(source=show.pattern, first_frame=FIRST, outputs=outputs)
+    assert first.frame(FIRST).how == "sequence"
+    mine = pixels(plate)
+    other = client.open_clip(source=show.pattern, first_frame=FIRST, outputs=outputs, downsample_ratio=0.5)
+    other.frame(FIRST)
+    assert not (pixels(plate) == mine).all()
+    again = first.frame(FIRST)
+    assert again.how != "cache" and again.exact
+    assert (pixels(plate) == mine).all()
+    assert first.frame(FIRST).how == "cache"  # its own plate, untouched, is served as before
