@@ -575,5 +575,5 @@ def _discard(out: Any, temp: str) -> None:
     finally:
         try:
             os.remove(temp)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # never made (a name too long, a folder gone): the error that brought us here says why

@@ -135,6 +135,9 @@ def output_sequence(
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise PlateError(f"Cannot create output folder {folder}: {exc}.") from exc
+        except RecursionError:  # os.makedirs recurses once per missing folder
+            raise PlateError(f"Cannot create output folder {folder[:200]}...: it is {folder.count(os.sep)} folders "
+                             "deep; choose a shallower output folder.") from None
     if not os.path.isdir(folder):
         raise PlateError(
             f"Output folder {folder} does not exist; create it (or ask for create_folder) "

@@ -138,3 +138,17 @@ def test_a_plate_another_clip_wrote_over_is_made_again_not_served_from_the_cache
     assert again.how != "cache" and again.exact
     assert (pixels(plate) == mine).all()
     assert first.frame(FIRST).how == "cache"  # its own plate, untouched, is served as before
+
+
+def test_an_output_name_too_long_or_a_folder_too_deep_is_a_plate_error_not_a_bug(show, client):
+    # A script that builds output names from shot metadata makes a 300-character file name, or a
+    # folder per word: the bridge used to answer "internal" (the name too long for its temporary
+    # file; os.makedirs recursing once per folder) instead of naming the output to fix.
+    bugs_before = client.status()["internal_errors"]
+    clip = client.open_clip(first_frame=FIRST, outputs={"alpha": f"{show.root}/long/{'x' * 300}.####.exr"})
+    with pytest.raises(errors.PlateError, match="Cannot write plate"):
+        clip.frame(FIRST, path=frame_path(show.pattern, FIRST))
+    with pytest.raises(errors.PlateError, match="folders deep"):
+        client.open_clip(first_frame=FIRST, outputs={"alpha": f"{show.root}/deep/{'d/' * 1500}a.####.exr"})
+    assert not os.path.exists(f"{show.root}/deep/d")
+    assert client.status()["internal_errors"] == bugs_before
