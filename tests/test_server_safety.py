@@ -62,6 +62,22 @@ def test_the_render_command_maps_paths_with_its_own_rules(show, capsys):
     assert os.path.isfile(show.real / "cmd" / f"alpha.{FIRST + 1}.exr")
 
 
+def test_the_render_command_maps_a_windows_path_given_on_a_linux_machine(show, capsys):
+    # A farm script written on Windows runs on a Linux client: the command used to make the path
+    # "absolute" first (/home/me/P:\shows\...), so no rule could map it, and the error named a
+    # path the user never typed.
+    from bridge_server.cli import main
+
+    source = "P:\\shows" + show.pattern[len(show.root):].replace("/", "\\")
+    alpha = "P:\\shows\\win\\alpha.####.exr"
+    common = ["--frames", f"{FIRST}-{FIRST + 1}", "--alpha", alpha, "--server", show.address, "--no-progress"]
+    assert main(["render", source, *common, "--path-map", f"P:\\shows={show.root}"]) == 0
+    assert "wrote 2 frames" in capsys.readouterr().out
+    assert os.path.isfile(show.real / "win" / f"alpha.{FIRST + 1}.exr")
+    assert main(["render", source, *common]) == 1
+    assert f"no path-mapping rule for {source}" in capsys.readouterr().err
+
+
 def test_a_windows_path_no_rule_maps_is_refused_naming_the_rule_to_set(show, client):
     with pytest.raises(errors.PathNotMapped, match="RVM_BRIDGE_PATH_MAP"):
         client.open_clip(source="P:\\shows\\plates\\plate.####.exr", outputs={"alpha": "P:\\out\\a.####.exr"})
