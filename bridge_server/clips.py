@@ -35,6 +35,7 @@ class Output:
     plates: Dict[str, str] = field(default_factory=dict)
     kept: List[str] = field(default_factory=list)
     images: List[Tuple[str, List[int], str, bytes]] = field(default_factory=list)
+    identities: Dict[str, Optional[Tuple[int, int, int]]] = field(default_factory=dict)  # path -> (inode, size, mtime)
     done: bool = False
     waiters: List[Any] = field(default_factory=list)
     made_at: float = 0.0

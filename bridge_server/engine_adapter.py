@@ -14,6 +14,7 @@ import os
 import traceback
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import fileseq
 import numpy as np
 import torch
 
@@ -21,14 +22,14 @@ from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
 from rvm_engine.movie_frames import is_movie, read_movie_frame
-from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, read_plate
+from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, check_plate_file, read_plate
 from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
 
 from .client.errors import BridgeError, TooLarge
 from .client.parameters import TRY_RATIOS_SETTINGS
-from .client.protocol import InlineImage
+from .client.protocol import MAX_LISTED_FRAMES, InlineImage
 
 _CODES = ((PlateError, "plate_error"), (FrameInputError, "frame_input"), (WeightsError, "weights_error"),
           (ColourError, "colour_error"))
@@ -87,6 +88,18 @@ class Engine:
         the checked outputs, and the frames to run in order from where the network starts cold,
         each with the outputs to write (none for a pre-roll frame; never a complete plate of a
         resumed render). JSON-ready."""
+        if isinstance(frames, str):
+            # A range is as short to send as it may be long to check (each frame is looked for on
+            # disk): it is held to the bound a list of frames has.
+            try:
+                count = len(fileseq.FrameSet(frames.strip()))
+            except fileseq.MaxSizeException:  # over fileseq's own limit of 10 million frames
+                count = MAX_LISTED_FRAMES + 1
+            except ValueError:
+                count = 0  # not a range: plan_render says so
+            if count > MAX_LISTED_FRAMES:
+                raise TooLarge(f"the frame range {frames[:40]!r} holds more than {MAX_LISTED_FRAMES} frames; "
+                               "render it in shorter ranges")
         settings = ClipSettings(alpha=outputs.get("alpha"), foreground=outputs.get("foreground"),
                                 rgba=outputs.get("rgba"))
         prepared = plan_render(source, frames, settings, resume=resume, preroll=preroll, resume_limit=resume_limit,
@@ -175,13 +188,13 @@ class Engine:
         (decoded, then checked). Raises PlateError."""
         import OpenImageIO as oiio
 
+        check_plate_file(path)  # a named pipe would block OpenImageIO (or PyAV) and, with it, the whole server
         if is_movie(path):
             plate = read_movie_frame(path, frame)
             if max(plate.width, plate.height) > max_side or plate.width * plate.height > max_pixels:
                 raise TooLarge(f"movie {path} is {plate.width}x{plate.height}, over this server's limit of "
                                f"{max_side} px a side and {max_pixels} pixels (serve --max-image-side)")
             return plate
-
         source = oiio.ImageInput.open(path)
         if source is not None:
             spec = source.spec()

@@ -14,6 +14,8 @@ Run it as ``rvm-bridge serve`` or ``python -m bridge_server serve``.
 from __future__ import annotations
 
 import collections
+import hashlib
+import json
 import logging
 import os
 import queue
@@ -57,6 +59,7 @@ log = logging.getLogger("rvm_bridge.server")
 _READERS, _WRITERS = pool_sizes()
 # Replies the client must not get again for a retry: the same request later may succeed.
 _NOT_REMEMBERED = ("busy", "shutting_down", "too_many_clips")
+MAX_WAIT_S = 86400.0
 
 
 @dataclass
@@ -93,8 +96,14 @@ class ServerConfig:
                 raise BadParameter(f"{name.replace('_', '-')} {getattr(self, name)} must be at least 1")
         if self.preroll_limit < 0 or not 0 <= self.cold_preroll <= self.preroll_limit:
             raise BadParameter(f"cold-preroll {self.cold_preroll} must be in 0..preroll-limit ({self.preroll_limit})")
-        if self.inline_wait < 0 or self.head_live < 0:
-            raise BadParameter("inline-wait and head-live must be 0 or more seconds")
+        # Not NaN, and within a day: a worker waits on the condition for these, and a wait past
+        # the platform's time_t (1e300, inf) raises in the worker and stops it.
+        if not (0 <= self.inline_wait <= MAX_WAIT_S and 0 <= self.head_live <= MAX_WAIT_S):
+            raise BadParameter(f"inline-wait and head-live must be 0..{MAX_WAIT_S} seconds")
+        if self.threads is not None and self.threads < 1:
+            raise BadParameter(f"threads {self.threads} must be at least 1")
+        if self.limits.max_image_side < 1:
+            raise BadParameter(f"max-image-side {self.limits.max_image_side} must be at least 1")
 
 
 @dataclass
@@ -104,6 +113,7 @@ class InFlight:
     routes: List[List[Any]]
     request: Request
     started: float
+    signature: bytes = b""
 
 
 class BridgeServer:
@@ -128,9 +138,10 @@ class BridgeServer:
                                      state_nbytes=engine.state_nbytes)
         self.outbox: queue.SimpleQueue[Tuple[str, Dict[str, Any], List[Any], Optional[Output]]] = queue.SimpleQueue()
         self.in_flight: Dict[str, InFlight] = {}
-        # id -> (header, the clip's record its inline buffers come from): the store holds no
-        # pixels of its own, so the memory budget that drops a record's pixels frees them.
-        self.remembered: collections.OrderedDict[str, Tuple[Dict[str, Any], Optional[Output]]] = \
+        # id -> (header, the clip's record its inline buffers come from, the request's signature):
+        # the store holds no pixels of its own, so the memory budget that drops a record's pixels
+        # frees them.
+        self.remembered: collections.OrderedDict[str, Tuple[Dict[str, Any], Optional[Output], bytes]] = \
             collections.OrderedDict()
         self.internal_errors = 0
         self.started = time.monotonic()
@@ -142,13 +153,20 @@ class BridgeServer:
         self.router = self.context.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 1000)
         self.router.setsockopt(zmq.MAXMSGSIZE, max(config.limits.max_buffer_bytes, config.limits.max_header_bytes))
+        self.authenticator = None
         try:
             self.authenticator = secure_server(self.router, config.keys_dir, self.context) if config.keys_dir else None
             self.handshakes = HandshakeWatch(self.router)
             self.router.bind(bind_address(config.address))
-        except BaseException:
-            self.router.close(linger=0)
-            self.context.term()
+        except BaseException as error:
+            # destroy, not term: term waits for every socket, the handshake monitor's too, forever.
+            if self.authenticator is not None:
+                self.authenticator.stop()
+            self.context.destroy(linger=0)
+            if isinstance(error, zmq.ZMQError):
+                busy = " (another bridge or program is listening there: stop it or choose another --address)" \
+                    if error.errno == zmq.EADDRINUSE else ""
+                raise BadParameter(f"cannot listen on {config.address}: {error.strerror}{busy}") from None
             raise
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.control = ThreadPoolExecutor(2, thread_name_prefix="rvm-open")
@@ -244,7 +262,7 @@ class BridgeServer:
                                                server_protocol=PROTOCOL_VERSION), [])
                 return
             request_id, op = request.id, request.op
-            self._start(route, request)
+            self._start(route, request, signature(body))
         except Exception as error:  # noqa: BLE001 - one request's bug must not stop the server
             self.internal_errors += 1
             log.error("request %s (%s) hit a bug; answered internal and serving on", request_id or "?", op or "?",
@@ -253,10 +271,19 @@ class BridgeServer:
             self._send(route, error_header(request_id, op, "internal", f"the bridge hit a bug handling this "
                                            f"request ({type(error).__name__}); its log has the traceback"), [])
 
-    def _start(self, route: List[Any], request: Request) -> None:
+    def _start(self, route: List[Any], request: Request, signed: bytes = b"") -> None:
+        earlier = self.remembered.get(request.id) or self.in_flight.get(request.id)
+        if earlier is not None and (earlier[2] if isinstance(earlier, tuple) else earlier.signature) != signed:
+            # Not a retry: another request under a used id (a client counting ids from 1 again
+            # after a restart) must not be answered with the old request's reply, nor merged into it.
+            self._send(route, error_header(request.id, request.op, "bad_message",
+                                           f"request id {request.id} was already used for another request; give "
+                                           "each request a new id (send the same id only to retry the same "
+                                           "request)"), [])
+            return
         remembered = self.remembered.get(request.id)
         if remembered is not None:
-            header, output = remembered
+            header, output, _ = remembered
             if output is None or output.images or not header.get("inline"):
                 self.remembered.move_to_end(request.id)
                 log.info("op=%s id=%s repeated: sending the reply already made", request.op, request.id)
@@ -271,7 +298,7 @@ class BridgeServer:
             self._send(route, reply_header(request.id, request.op, pending=True,
                                            running_s=round(time.monotonic() - job.started, 3)), [])
             return
-        self.in_flight[request.id] = InFlight([route], request, time.monotonic())
+        self.in_flight[request.id] = InFlight([route], request, time.monotonic(), signed)
         if self._stop.is_set():
             self.deliver(request.id, {"error": {"code": "shutting_down", "message": "the bridge is stopping"}}, [])
         elif request.op == "frame":
@@ -437,14 +464,14 @@ class BridgeServer:
             for route in job.routes:
                 self._send(route, header, buffers)
             if not ("error" in fields and fields["error"]["code"] in _NOT_REMEMBERED):
-                self._remember(request_id, header, output)
+                self._remember(request_id, header, output, job.signature)
             log.info(describe_reply(job, header, time.monotonic() - job.started))
 
-    def _remember(self, request_id: str, header: Dict[str, Any], output: Optional[Output]) -> None:
+    def _remember(self, request_id: str, header: Dict[str, Any], output: Optional[Output], signed: bytes) -> None:
         # Bounded in count; inline pixels belong to the clip's record and count in its budget.
         if header.get("inline") and not (output is not None and output.images):
             return  # its pixels are gone already: a retry makes the frame again
-        self.remembered[request_id] = (header, output if header.get("inline") else None)
+        self.remembered[request_id] = (header, output if header.get("inline") else None, signed)
         while len(self.remembered) > self.config.remembered_replies:
             self.remembered.popitem(last=False)
 
@@ -453,6 +480,15 @@ class BridgeServer:
             self.router.send_multipart(list(route) + encode(header, buffers), copy=False)
         except zmq.ZMQError as error:  # the peer is gone or its queue is full: its loss alone
             log.warning("could not send a reply: %s", error)
+
+
+def signature(body: Sequence[Any]) -> bytes:
+    """What tells a retry from another request under the same id: the header's content (whatever
+    the key order or spacing) and the buffers' sizes. A retry sends the same message again."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(json.dumps(json.loads(bytes(body[0])), sort_keys=True, separators=(",", ":")).encode("utf-8"))
+    digest.update(repr([len(part) for part in body[1:]]).encode("ascii"))
+    return digest.digest()
 
 
 def describe_reply(job: InFlight, header: Dict[str, Any], elapsed: float) -> str:

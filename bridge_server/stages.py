@@ -56,6 +56,16 @@ class Source:
     read_s: float
 
 
+def file_identity(path: str) -> Optional[Tuple[int, int, int]]:
+    """What tells a plate from one written over it later: inode (a new one for every atomic
+    write), size and modification time; None when it is not a file."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns) if os.path.isfile(path) else None
+
+
 def _merged_write(current: Optional[Set[str]], asked: Optional[Tuple[str, ...]], first: bool) -> Optional[Set[str]]:
     """The outputs a queued frame writes when several requests share it (None: all)."""
     if asked is None:
@@ -233,7 +243,10 @@ class FramePipeline:
             return True
         if clip.settings["inline_outputs"] and not output.images:
             return False  # its pixels were dropped under the memory budget
-        if not all(os.path.isfile(path) for path in output.plates.values()):
+        if any(file_identity(path) is None or file_identity(path) != output.identities.get(path)
+               for path in output.plates.values()):
+            # Gone, or replaced since it was made (another clip writing the same outputs, a render
+            # in process, a copy): the record no longer describes the plate; make the frame again.
             del clip.outputs[entry.frame]
             return False
         made = dict(output.made, how="cache", made_as=output.made["how"], preroll_frames=0, exact=output.exact,
@@ -411,6 +424,7 @@ class FramePipeline:
         write_s = time.monotonic() - started
         with self.lock:
             output.plates = dict(written, **{name: paths[name] for name in kept})
+            output.identities = {path: file_identity(path) for path in output.plates.values()}
             output.kept, output.images, output.done = kept, images, True
             waiters, output.waiters = output.waiters, []
             self.frames_total += 1

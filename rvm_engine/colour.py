@@ -206,6 +206,9 @@ def _check_rgb(rgb: np.ndarray, what: str) -> np.ndarray:
 
 @functools.lru_cache(maxsize=8)
 def _load_config(name: str) -> Any:
+    if os.path.exists(name) and not os.path.isfile(name):
+        # OpenImageIO would read a named pipe or device with Python's lock held: every thread hangs.
+        raise ColourError(f"Cannot use the OCIO config {name}: it is not a regular file; name the config.ocio file.")
     oiio.geterror()
     cfg = oiio.ColorConfig(name)
     problem = cfg.geterror() or ("" if cfg.getNumColorSpaces() else "it holds no colour spaces")

@@ -77,6 +77,15 @@ class Plate:
 # ---------------------------------------------------------------- reading
 
 
+def check_plate_file(path: str) -> None:
+    """Raise PlateError unless ``path`` is a regular file. OpenImageIO opens a FIFO or a device
+    with Python's lock held, so one named pipe given as a plate would hang every thread."""
+    if not os.path.isfile(path):
+        what = ("is a folder, not a plate" if os.path.isdir(path) else
+                "is not a regular file (a named pipe, socket or device)" if os.path.exists(path) else "does not exist")
+        raise PlateError(f"Plate {path} {what}; check the path and frame number.")
+
+
 def read_plate(path: str | os.PathLike[str], *, layer: str | None = None) -> Plate:
     """Read one frame's R, G, B from ``path`` (EXR, DPX, TIFF, PNG, JPEG, ...).
 
@@ -91,9 +100,7 @@ def read_plate(path: str | os.PathLike[str], *, layer: str | None = None) -> Pla
     channels and layers found.
     """
     p = os.fspath(path)
-    if not os.path.isfile(p):
-        what = "is a folder, not a plate" if os.path.isdir(p) else "does not exist"
-        raise PlateError(f"Plate {p} {what}; check the path and frame number.")
+    check_plate_file(p)
     oiio.geterror()  # drop stale messages so a failure reports this file's own
     inp = oiio.ImageInput.open(p)
     if inp is None:
@@ -568,5 +575,5 @@ def _discard(out: Any, temp: str) -> None:
     finally:
         try:
             os.remove(temp)
-        except FileNotFoundError:
-            pass
+        except OSError:
+            pass  # never made (a name too long, a folder gone): the error that brought us here says why

@@ -135,6 +135,9 @@ def output_sequence(
             os.makedirs(folder, exist_ok=True)
         except OSError as exc:
             raise PlateError(f"Cannot create output folder {folder}: {exc}.") from exc
+        except RecursionError:  # os.makedirs recurses once per missing folder
+            raise PlateError(f"Cannot create output folder {folder[:200]}...: it is {folder.count(os.sep)} folders "
+                             "deep; choose a shallower output folder.") from None
     if not os.path.isdir(folder):
         raise PlateError(
             f"Output folder {folder} does not exist; create it (or ask for create_folder) "
@@ -193,15 +196,18 @@ def _parse(text: str) -> tuple[fileseq.FileSequence, int, str]:
     name = os.path.basename(text)
     try:
         seq = fileseq.FileSequence(name, pad_style=fileseq.PAD_STYLE_HASH1)
+        head = text[: len(text) - len(name)] + seq.basename()
+        token = seq.padding()
+        if not token:
+            raise PlateError(f"The frame token in {text} must come just before the extension, e.g. {_TOKEN_HINT}.")
+        # One lone "#" means four digits (fileseq's default); longer runs are one digit each.
+        style = fileseq.PAD_STYLE_HASH4 if token == "#" else fileseq.PAD_STYLE_HASH1
+        return seq, int(fileseq.getPaddingNum(token, pad_style=style)), head
     except fileseq.FileSeqException as exc:
         raise PlateError(f"Cannot read the sequence pattern {text}: {exc}.") from exc
-    head = text[: len(text) - len(name)] + seq.basename()
-    token = seq.padding()
-    if not token:
-        raise PlateError(f"The frame token in {text} must come just before the extension, e.g. {_TOKEN_HINT}.")
-    # One lone "#" means four digits (fileseq's default); longer runs are one digit each.
-    style = fileseq.PAD_STYLE_HASH4 if token == "#" else fileseq.PAD_STYLE_HASH1
-    return seq, int(fileseq.getPaddingNum(token, pad_style=style)), head
+    except ValueError:  # fileseq's view of two tokens (a.####.####.exr): one "####.####" padding
+        raise PlateError(f"The sequence pattern {text} has more than one frame token; give it one, just before "
+                         f"the extension, e.g. {_TOKEN_HINT}.") from None
 
 
 def _single_file(text: str, frames: str | Sequence[int] | None) -> FrameSequence:
@@ -239,7 +245,12 @@ def _frames_from(frames: str | Sequence[int], pattern: str) -> list[int]:
     if isinstance(frames, str):
         try:
             parsed = fileseq.FrameSet(frames.strip())
-        except fileseq.FileSeqException as exc:
+        except fileseq.MaxSizeException:  # a ValueError, not a FileSeqException
+            raise PlateError(
+                f"The frame range {frames!r} for {pattern} holds more than {fileseq.constants.MAX_FRAME_SIZE} "
+                "frames; ask for a shorter range."
+            ) from None
+        except (fileseq.FileSeqException, ValueError) as exc:
             raise PlateError(
                 f"Cannot read the frame range {frames!r} for {pattern}; write it like "
                 "1001-1100, 1001-1100x2 or 1001,1005,1010-1012."

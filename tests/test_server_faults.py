@@ -179,6 +179,50 @@ def test_a_plate_read_by_path_over_the_size_cap_is_refused_before_its_pixels_are
     assert still_serving(farm)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_named_pipe_in_a_root_given_as_a_plate_or_a_colour_config_is_refused_and_hangs_nothing(farm):
+    # Someone leaves a named pipe in the show folder (or a hostile client makes one). OpenImageIO
+    # opens it holding Python's lock, so reading it used to freeze every thread of the bridge.
+    folder = os.path.join(farm.root, "pipes")
+    os.makedirs(folder)
+    for name in ("plate.1001.exr", "plate.1002.exr", "config.ocio"):
+        os.mkfifo(os.path.join(folder, name))
+    shutil.copy(os.path.join(farm.root, "plates", "plate.1003.exr"), folder)
+    with BridgeClient(farm.address, timeout=20, retries=0) as client:
+        clip = client.open_clip(first_frame=FIRST, outputs={"alpha": os.path.join(folder, "out", "a.####.exr")})
+        with pytest.raises(errors.PlateError, match="not a regular file"):
+            clip.frame(FIRST, path=os.path.join(folder, "plate.1001.exr"))
+        sequence = client.open_clip(source=os.path.join(folder, "plate.####.exr"), first_frame=FIRST,
+                                    outputs={"alpha": os.path.join(folder, "seq", "a.####.exr")})
+        with pytest.raises(errors.PlateError):
+            sequence.frame(FIRST + 2)  # would pre-roll the two pipes before it
+        with pytest.raises(errors.ColourError, match="not a regular file"):
+            client.open_clip(first_frame=FIRST, colour_space="ACEScg", ocio_config=os.path.join(folder, "config.ocio"),
+                             outputs={"alpha": os.path.join(folder, "ocio", "a.####.exr")})
+    assert still_serving(farm)
+
+
+def test_a_range_of_a_billion_frames_or_a_pattern_with_two_tokens_is_refused_by_name_not_as_a_bug(farm, client):
+    # A typo in a frame range (one digit too many) or a pattern (a token twice) is the user's to
+    # fix: it used to come back as "internal" (a bug of the bridge), or to keep a control thread
+    # looking for ten million plates for a minute and a half.
+    bugs_before = client.status()["internal_errors"]
+    outputs = {"alpha": os.path.join(farm.root, "typos", "a.####.exr")}
+    for frames in ("1-1000000000", f"{FIRST}-{FIRST + 9_999_999}"):
+        started = time.monotonic()
+        with pytest.raises(errors.TooLarge, match="more than 100000 frames"):
+            client.plan_render(farm.pattern, frames, outputs)
+        assert time.monotonic() - started < 10
+    twice = os.path.join(farm.root, "typos", "a.####.####.exr")
+    with pytest.raises(errors.PlateError, match="more than one frame token"):
+        client.plan_render(farm.pattern, f"{FIRST}-{FIRST + 1}", {"alpha": twice})
+    with pytest.raises(errors.PlateError, match="more than one frame token"):
+        client.plan_render(farm.pattern.replace("####", "####.####"), f"{FIRST}-{FIRST + 1}", outputs)
+    with pytest.raises(errors.PlateError, match="more than one frame token"):
+        client.open_clip(first_frame=FIRST, outputs={"alpha": twice})
+    assert client.status()["internal_errors"] == bugs_before
+
+
 def test_a_full_queue_says_busy_and_a_client_that_backs_off_gets_every_frame(farm, client):
     client.open_clip("flooded", first_frame=FIRST, outputs={"alpha": os.path.join(farm.root, "flooded", "a.####.exr")})
     peer = RawPeer(farm.address)
@@ -344,6 +388,65 @@ def test_a_malformed_listening_address_is_named_as_such_not_as_a_security_proble
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="foo", preload=()), engine=object())
 
 
+def test_a_second_bridge_on_a_port_in_use_says_so_and_exits_instead_of_hanging(farm, tmp_path):
+    # The first thing a new user does twice: start `rvm-bridge serve` when one already runs. The
+    # failed bind used to wait forever on its own handshake monitor, silent, holding the terminal.
+    command = [sys.executable, "-m", "bridge_server", "serve", "--root", str(tmp_path), "--preload", ""]
+    done = subprocess.run(command + ["--address", farm.address], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "already in use" in done.stderr and "Traceback" not in done.stderr
+    assert still_serving(farm)
+
+
+def test_a_port_past_65535_is_refused_not_bent_onto_another_port(tmp_path):
+    # Port 99999 used to be bound as 34463 (modulo 65536); a client given 99999 reached 34463.
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    with pytest.raises(errors.BadParameter, match="ports are 0..65535"):
+        BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://127.0.0.1:99999", preload=()),
+                     engine=object())
+    with pytest.raises(errors.BadParameter, match="ports are 0..65535"):
+        BridgeClient("tcp://127.0.0.1:99999")
+
+
+@pytest.mark.parametrize("setting", [{"inline_wait": float("nan")}, {"inline_wait": 1e300}, {"head_live": float("inf")},
+                                     {"threads": -1}])
+def test_settings_that_would_stop_a_worker_or_the_engine_are_refused_when_the_bridge_starts(tmp_path, setting):
+    # A worker waits on a condition for the inline wait: past time_t (1e300) the wait raised in the
+    # worker and frames were never run again; --threads -1 was a torch traceback.
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    with pytest.raises(errors.BadParameter):
+        BridgeServer(ServerConfig(roots=[str(tmp_path)], preload=(), **setting), engine=object())
+
+
+def test_a_client_that_counts_ids_from_one_again_is_not_answered_with_old_replies(farm):
+    # A host script numbering its requests 1, 2, 3 is restarted and numbers them 1, 2, 3 again.
+    # The bridge used to answer each with the reply remembered for the old request of that id:
+    # frame 1002 came back "ok" with frame 1001's plate, and nothing was made.
+    folder = os.path.join(farm.root, "counted")
+    plate = os.path.join(farm.root, "plates", "plate.{:04d}.exr")
+    peer = RawPeer(farm.address)
+    peer.send(encode(request_header("open_clip", "1", clip="counted", settings={
+        "first_frame": FIRST, "outputs": {"alpha": os.path.join(folder, "a.####.exr")}})))
+    assert peer.reply(60)[0]["ok"]
+    peer.send(encode(request_header("frame", "2", clip="counted", frame=FIRST, source={"path": plate.format(FIRST)})))
+    assert peer.reply(60)[0]["frame"] == FIRST
+    peer.close()
+    again = RawPeer(farm.address)  # the restarted script
+    again.send(encode(request_header("frame", "2", clip="counted", frame=FIRST + 1,
+                                     source={"path": plate.format(FIRST + 1)})))
+    reply = again.reply(60)[0]
+    assert not reply["ok"] and reply["error"]["code"] == "bad_message" and "already used" in reply["error"]["message"]
+    # A real retry (the same request, its keys in another order) still gets the one reply.
+    again.socket.send_multipart([b"", json.dumps({"source": {"path": plate.format(FIRST)}, "frame": FIRST,
+                                                  "clip": "counted", "id": "2", "op": "frame",
+                                                  "protocol": 2}).encode()])
+    retried = again.reply(60)[0]
+    again.close()
+    assert retried["ok"] and retried["frame"] == FIRST and retried["made"]["how"] != "cache"
+    assert sorted(os.listdir(folder)) == [f"a.{FIRST}.exr"]
+
+
 def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on(tmp_path):
     from bridge_server.server import BridgeServer, ServerConfig
 
@@ -351,10 +454,10 @@ def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on
     server._describe_models = lambda request: {}["missing"]  # a bug in an operation
     real_start = server._start
 
-    def start(route, request):  # a bug in the request handling itself
+    def start(route, request, *signed):  # a bug in the request handling itself
         if request.op == "status":
             raise TypeError("unhashable type: 'dict'")
-        real_start(route, request)
+        real_start(route, request, *signed)
 
     server._start = start
     serving = threading.Thread(target=server.serve_forever)
@@ -394,3 +497,12 @@ def test_keys_are_made_once_and_kept_unless_forced(tmp_path, capsys):
     assert os.stat(tmp_path / "keys" / "server.key_secret").st_mode & 0o077 == 0
     assert main(["keys", str(tmp_path / "keys")]) == 1
     assert "--force" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("size", ["inf", "1e400", "nan", "0", "-5"])
+def test_a_size_that_is_not_a_positive_finite_number_is_a_usage_error_not_a_traceback(size, capsys):
+    from bridge_server.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--root", ".", "--memory-budget", size])
+    assert stopped.value.code == 2 and "must be positive and finite" in capsys.readouterr().err

@@ -62,6 +62,22 @@ def test_the_render_command_maps_paths_with_its_own_rules(show, capsys):
     assert os.path.isfile(show.real / "cmd" / f"alpha.{FIRST + 1}.exr")
 
 
+def test_the_render_command_maps_a_windows_path_given_on_a_linux_machine(show, capsys):
+    # A farm script written on Windows runs on a Linux client: the command used to make the path
+    # "absolute" first (/home/me/P:\shows\...), so no rule could map it, and the error named a
+    # path the user never typed.
+    from bridge_server.cli import main
+
+    source = "P:\\shows" + show.pattern[len(show.root):].replace("/", "\\")
+    alpha = "P:\\shows\\win\\alpha.####.exr"
+    common = ["--frames", f"{FIRST}-{FIRST + 1}", "--alpha", alpha, "--server", show.address, "--no-progress"]
+    assert main(["render", source, *common, "--path-map", f"P:\\shows={show.root}"]) == 0
+    assert "wrote 2 frames" in capsys.readouterr().out
+    assert os.path.isfile(show.real / "win" / f"alpha.{FIRST + 1}.exr")
+    assert main(["render", source, *common]) == 1
+    assert f"no path-mapping rule for {source}" in capsys.readouterr().err
+
+
 def test_a_windows_path_no_rule_maps_is_refused_naming_the_rule_to_set(show, client):
     with pytest.raises(errors.PathNotMapped, match="RVM_BRIDGE_PATH_MAP"):
         client.open_clip(source="P:\\shows\\plates\\plate.####.exr", outputs={"alpha": "P:\\out\\a.####.exr"})
@@ -121,3 +137,34 @@ def test_a_folder_given_as_a_plate_is_called_a_folder(show, client):
     clip = client.open_clip(first_frame=FIRST, outputs={"alpha": f"{show.root}/folder/alpha.####.exr"})
     with pytest.raises(errors.PlateError, match="is a folder, not a file"):
         clip.frame(FIRST, path=os.path.join(show.root, "plates"))
+
+
+def test_a_plate_another_clip_wrote_over_is_made_again_not_served_from_the_cache(show, client):
+    # Two artists point clips with other settings at one output folder. The first clip's record
+    # of frame 1001 used to be served as "cache, exact" while the file held the second's matte.
+    outputs = {"alpha": f"{show.root}/shared/alpha.####.exr"}
+    plate = f"{show.root}/shared/alpha.{FIRST}.exr"
+    first = client.open_clip(source=show.pattern, first_frame=FIRST, outputs=outputs)
+    assert first.frame(FIRST).how == "sequence"
+    mine = pixels(plate)
+    other = client.open_clip(source=show.pattern, first_frame=FIRST, outputs=outputs, downsample_ratio=0.5)
+    other.frame(FIRST)
+    assert not (pixels(plate) == mine).all()
+    again = first.frame(FIRST)
+    assert again.how != "cache" and again.exact
+    assert (pixels(plate) == mine).all()
+    assert first.frame(FIRST).how == "cache"  # its own plate, untouched, is served as before
+
+
+def test_an_output_name_too_long_or_a_folder_too_deep_is_a_plate_error_not_a_bug(show, client):
+    # A script that builds output names from shot metadata makes a 300-character file name, or a
+    # folder per word: the bridge used to answer "internal" (the name too long for its temporary
+    # file; os.makedirs recursing once per folder) instead of naming the output to fix.
+    bugs_before = client.status()["internal_errors"]
+    clip = client.open_clip(first_frame=FIRST, outputs={"alpha": f"{show.root}/long/{'x' * 300}.####.exr"})
+    with pytest.raises(errors.PlateError, match="Cannot write plate"):
+        clip.frame(FIRST, path=frame_path(show.pattern, FIRST))
+    with pytest.raises(errors.PlateError, match="folders deep"):
+        client.open_clip(first_frame=FIRST, outputs={"alpha": f"{show.root}/deep/{'d/' * 1500}a.####.exr"})
+    assert not os.path.exists(f"{show.root}/deep/d")
+    assert client.status()["internal_errors"] == bugs_before

@@ -19,6 +19,8 @@ def split_tcp(address: str) -> Tuple[str, str]:
     match = _TCP.match(address)
     if not match:
         raise BadParameter(f"address {address!r} is not tcp://HOST:PORT (e.g. tcp://127.0.0.1:5701)")
+    if match.group(2) != "*" and int(match.group(2)) > 65535:  # ZeroMQ would quietly use the port modulo 65536
+        raise BadParameter(f"address {address!r} names port {match.group(2)}; ports are 0..65535")
     return match.group(1).strip("[]"), match.group(2)
 
 

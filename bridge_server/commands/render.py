@@ -16,6 +16,7 @@ import threading
 from typing import Any, Dict, Optional, Sequence
 
 from ..client.parameters import CLIP_PARAMETERS, Parameter
+from ..client.pathmap import windows_style
 
 DEFAULT_PREROLL = 32  # frames pre-rolled before a chunk, or a resumed frame the exact rule cannot reach
 DEFAULT_RESUME_LIMIT = 1000
@@ -228,13 +229,13 @@ def _through_bridge(args: argparse.Namespace) -> int:
         raise BadParameter("nothing to write: give at least one of --alpha, --foreground or --rgba")
     path_map = PathMap.from_environment()
     path_map.rules += PathMap.parse(";".join(args.path_map)).rules
-    absolute = {name: (os.path.abspath(getattr(args, name)) if getattr(args, name) else None)
+    absolute = {name: (_absolute(getattr(args, name)) if getattr(args, name) else None)
                 for name in ("alpha", "foreground", "rgba")}
     bar = _bar(not args.no_progress)
     cancel = threading.Event()
     try:
         summary = render_through_bridge(
-            args.server, os.path.abspath(args.input), args.frames, settings=_mapped_settings(args),
+            args.server, _absolute(args.input), args.frames, settings=_mapped_settings(args),
             shot_start=args.shot_start, resume=args.resume, preroll=args.preroll, resume_limit=args.resume_limit,
             progress=bar, cancel=cancel, timeout=args.timeout, keys_dir=args.keys, path_map=path_map,
             alpha=absolute["alpha"], foreground=absolute["foreground"], rgba=absolute["rgba"])
@@ -248,10 +249,16 @@ def _through_bridge(args: argparse.Namespace) -> int:
 def _mapped_settings(args: argparse.Namespace) -> Dict[str, Any]:
     settings = clip_settings(args)
     if settings.get("checkpoint"):
-        settings["checkpoint"] = os.path.abspath(settings["checkpoint"])
+        settings["checkpoint"] = _absolute(settings["checkpoint"])
     if settings.get("ocio_config") and not settings["ocio_config"].startswith("ocio://"):
-        settings["ocio_config"] = os.path.abspath(settings["ocio_config"])
+        settings["ocio_config"] = _absolute(settings["ocio_config"])
     return settings
+
+
+def _absolute(path: str) -> str:
+    """``path`` made absolute here, except a Windows path on a POSIX machine (``P:\\shows\\...``):
+    that is for the path mapping, which ``abspath`` would defeat (``/home/me/P:\\shows\\...``)."""
+    return path if os.name != "nt" and windows_style(path) else os.path.abspath(path)
 
 
 class _Bar:

@@ -20,8 +20,8 @@ def parse_size(text: str) -> int:
         number = float(value[: len(value) - len(unit)])
     except ValueError:
         raise argparse.ArgumentTypeError(f"size {text!r} is not a number with an optional K, M, G or T") from None
-    if not number > 0:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    if not 0 < number < 2 ** 63 / _UNITS[unit]:  # inf: no int
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive and finite")
     return int(number * _UNITS[unit])
 
 
