@@ -30,9 +30,35 @@ def is_movie(path: str | os.PathLike[str]) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in MOVIE_EXTENSIONS
 
 
+_counts: OrderedDict[tuple[str, Any], int] = OrderedDict()  # (path, size and mtime) -> count
+_COUNTS_KEPT = 64
+_counts_lock = threading.Lock()
+
+
 def frame_count(path: str) -> int:
     """How many pictures the movie holds (its stream's count, else its packets counted).
-    Raises PlateError for a file PyAV cannot open or that has no video."""
+    Raises PlateError for a file PyAV cannot open or that has no video.
+
+    Counted once per file version: the bridge asks for every frame it reads, and a container
+    without a frame count in its header (Matroska, MPEG transport streams) is demuxed whole."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise PlateError(f"cannot read the movie {path}: {error}") from error
+    key = (path, (stat.st_size, stat.st_mtime_ns))
+    with _counts_lock:
+        if key in _counts:
+            _counts.move_to_end(key)
+            return _counts[key]
+    count = _count_pictures(path)
+    with _counts_lock:
+        _counts[key] = count
+        while len(_counts) > _COUNTS_KEPT:
+            _counts.popitem(last=False)
+    return count
+
+
+def _count_pictures(path: str) -> int:
     import av
 
     try:
@@ -57,6 +83,9 @@ class _Decoder:
         self.stamp = stamp
         try:
             self.container = av.open(path)
+            if not self.container.streams.video:
+                self.container.close()
+                raise PlateError(f"{path} has no video stream")
             self.pictures = self.container.decode(video=0)
         except av.FFmpegError as error:
             raise PlateError(f"cannot read the movie {path}: {error}") from error
