@@ -120,3 +120,23 @@ def test_the_free_edition_from_19_1_has_no_dialog_and_says_what_it_used(bridge_e
     assert run_script(show["utility_script"], **scope_for(fusion, None, Bmd(resolve), resolve)) == 0
     out = capsys.readouterr().out
     assert "this edition has no dialog; using server" in out and "alpha attached as its clip matte" in out
+
+
+def test_a_camera_movie_named_with_a_hash_or_at_sign_is_matted_as_a_movie(bridge_env, capsys):
+    # Editors get "take#2.mov" and "A001@wide.mp4" from set: a movie's name has no frame token.
+    import shutil
+
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh040")
+    os.makedirs(folder, exist_ok=True)
+    resolve, fusion, bmd = studio()
+    clips = []
+    for name in ("take#2.mov", "A001@wide.mp4"):
+        shutil.copy(show["movie"], os.path.join(folder, name))
+        clips.append(resolve.add_clip(name, os.path.join(folder, name)))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    made = sorted(name for name in os.listdir(os.path.join(folder, "rvm")) if "_alpha." in name)
+    assert made == [f"{label}_alpha.{frame:04d}.exr" for label in ("A001_wide", "take_2") for frame in range(6)]
+    assert [len(resolve.pool.GetClipMatteList(clip)) for clip in clips] == [6, 6]
