@@ -7,9 +7,9 @@ import os
 
 import numpy as np
 
-from .resolve_support import COUNT, LAST, run_script, scope_for
+from .resolve_support import COUNT, LAST, run_script, scope_for, write_movie
 from .standins.resolve import Artist, Bmd, Comp, Fusion, Resolve, UIManager
-from .test_server_support import FIRST, pixels, reference_render
+from .test_server_support import FIRST, pixels, reference_render, shot_frames
 
 
 def sequence_path(show) -> str:
@@ -140,3 +140,24 @@ def test_a_camera_movie_named_with_a_hash_or_at_sign_is_matted_as_a_movie(bridge
     made = sorted(name for name in os.listdir(os.path.join(folder, "rvm")) if "_alpha." in name)
     assert made == [f"{label}_alpha.{frame:04d}.exr" for label in ("A001_wide", "take_2") for frame in range(6)]
     assert [len(resolve.pool.GetClipMatteList(clip)) for clip in clips] == [6, 6]
+
+
+def test_a_movie_and_its_proxy_side_by_side_do_not_overwrite_each_others_mattes(bridge_env, capsys):
+    # take.mov and take.mp4 (a different cut, or a proxy) in one folder would both write
+    # rvm/take_alpha.####.exr: the first clip's matte would silently show the second's frames.
+    import shutil
+
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh050")
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(show["movie"], os.path.join(folder, "take.mov"))
+    write_movie(os.path.join(folder, "take.mp4"), shot_frames(4)[::-1].copy())
+    resolve, fusion, bmd = studio()
+    resolve.add_clip("take.mov", os.path.join(folder, "take.mov"))
+    resolve.add_clip("take.mp4", os.path.join(folder, "take.mp4"))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert "take.mp4 and take.mov would write the same plates" in out and "each with its own plates folder" in out
+    assert not os.path.exists(os.path.join(folder, "rvm")) and resolve.pool.root.GetSubFolderList() == []

@@ -88,6 +88,23 @@ def _as_list(value: Any) -> List[Any]:
     return list(value or [])
 
 
+def _refuse_shared_plates(picked: List[Tuple[str, sources.Source]], folder: str) -> None:
+    """Two clips whose plates would be one file sequence (``take.mov`` and ``take.mp4`` side by
+    side, or one plates folder for two ``plate`` sequences): the second would overwrite the first's
+    plates and clip matte. Raises UserError before anything is made."""
+    seen: Dict[str, str] = {}
+    for name, source in picked:
+        alpha = os.path.normpath(sources.output_patterns(source, folder)["alpha"])
+        if alpha in seen and seen[alpha] != source.pattern:
+            raise UserError(f"RVM Matte: {name} and {_name_of(seen, alpha, picked)} would write the same plates "
+                            f"({alpha}); matte them one at a time, each with its own plates folder.")
+        seen[alpha] = source.pattern
+
+
+def _name_of(seen: Dict[str, str], alpha: str, picked: List[Tuple[str, sources.Source]]) -> str:
+    return next(name for name, source in picked if source.pattern == seen[alpha])
+
+
 def bin_for(pool: MediaPool, name: str) -> Folder:
     """The bin ``RVM <name>`` under the Media Pool's root, made when missing."""
     root = pool.GetRootFolder()
@@ -168,6 +185,7 @@ def run(resolve: Resolve, *, fusion: Optional[Fusion] = None, bmd: Optional[Bmd]
     roots = [str(root) for root in hello.get("roots", [])]
     pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
     ui = getattr(fusion, "UIManager", None) if edition.ui_manager else None
+    _refuse_shared_plates([(clip.GetName(), found) for clip, found, _ in picked], settings.output_folder)
     results = []
     for clip, found, usage in picked:
         plates = sources.output_patterns(found, settings.output_folder)
