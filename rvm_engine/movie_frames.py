@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -30,9 +30,28 @@ def is_movie(path: str | os.PathLike[str]) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in MOVIE_EXTENSIONS
 
 
-_counts: OrderedDict[tuple[str, Any], int] = OrderedDict()  # (path, size and mtime) -> count
-_COUNTS_KEPT = 64
-_counts_lock = threading.Lock()
+_facts: OrderedDict[tuple[str, str, Any], Any] = OrderedDict()  # (what, path, size and mtime) -> value
+_FACTS_KEPT = 128
+_facts_lock = threading.Lock()
+
+
+def _cached(what: str, path: str, compute: Callable[[str], Any]) -> Any:
+    """``compute(path)``, worked out once per file version (its size and modification time)."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise PlateError(f"cannot read the movie {path}: {error}") from error
+    key = (what, path, (stat.st_size, stat.st_mtime_ns))
+    with _facts_lock:
+        if key in _facts:
+            _facts.move_to_end(key)
+            return _facts[key]
+    value = compute(path)
+    with _facts_lock:
+        _facts[key] = value
+        while len(_facts) > _FACTS_KEPT:
+            _facts.popitem(last=False)
+    return value
 
 
 def frame_count(path: str) -> int:
@@ -41,21 +60,27 @@ def frame_count(path: str) -> int:
 
     Counted once per file version: the bridge asks for every frame it reads, and a container
     without a frame count in its header (Matroska, MPEG transport streams) is demuxed whole."""
+    return int(_cached("count", path, _count_pictures))
+
+
+def picture_size(path: str) -> tuple[int, int]:
+    """(width, height) of the movie's pictures from its header, nothing decoded (a server refuses
+    a huge movie before one picture takes gigabytes). Raises PlateError."""
+    width, height = _cached("size", path, _header_size)
+    return int(width), int(height)
+
+
+def _header_size(path: str) -> tuple[int, int]:
+    import av
+
     try:
-        stat = os.stat(path)
-    except OSError as error:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise PlateError(f"{path} has no video stream")
+            context = container.streams.video[0].codec_context
+            return int(context.width), int(context.height)
+    except av.FFmpegError as error:
         raise PlateError(f"cannot read the movie {path}: {error}") from error
-    key = (path, (stat.st_size, stat.st_mtime_ns))
-    with _counts_lock:
-        if key in _counts:
-            _counts.move_to_end(key)
-            return _counts[key]
-    count = _count_pictures(path)
-    with _counts_lock:
-        _counts[key] = count
-        while len(_counts) > _COUNTS_KEPT:
-            _counts.popitem(last=False)
-    return count
 
 
 def _count_pictures(path: str) -> int:

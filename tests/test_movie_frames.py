@@ -84,3 +84,18 @@ def test_a_sound_only_file_is_a_plate_error_when_a_frame_is_asked_for(tmp_path):
 
     with pytest.raises(PlateError, match="has no video stream"):
         read_movie_frame(sound, 0)
+
+
+def test_a_movie_over_the_servers_size_cap_is_refused_before_a_picture_is_decoded(tmp_path, monkeypatch):
+    # Plates over the cap are refused from their header; a movie is too: one decoded picture of a
+    # huge movie (and the few the decoder keeps) would take gigabytes before any check.
+    from bridge_server.engine_adapter import Engine, TooLarge
+    from rvm_engine import movie_frames
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a picture was decoded")
+
+    movie = write_movie(str(tmp_path / "wide.mov"), shot_frames(3))
+    monkeypatch.setattr(movie_frames, "_Decoder", no_decoding)
+    with pytest.raises(TooLarge, match="128x128, over this server's limit of 64 px"):
+        Engine.read(movie, {}, max_side=64, max_pixels=64 * 64, frame=2)
