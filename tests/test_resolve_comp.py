@@ -232,3 +232,26 @@ def test_without_uimanager_a_stop_file_in_the_plates_folder_cancels(bridge_env, 
     made = [name for name in os.listdir(folder) if re.match(r"^plate_alpha\.\d{4}\.exr$", name)]
     assert 1 <= len(made) < COUNT and not os.path.exists(os.path.join(folder, "STOP"))
     assert not [name for name in comp.tools if name.startswith("RVM_")]
+
+
+def test_a_loader_played_in_reverse_is_matted_as_the_comp_shows_it(bridge_env, capsys):
+    # The artist reversed the plate in the Loader: reading its files 1001 upwards would give a
+    # matte running the other way from the picture. What the comp shows goes through a Saver.
+    show = bridge_env
+    comp = Comp(render_start=0, render_end=COUNT - 1)
+    loader = comp.add_loader(first_plate(show), global_in=10)
+    loader.SetInput("GlobalOut", 10 + COUNT - 1)
+    loader.SetInput("Reverse", 1)
+    comp.loose_edits.clear()
+    folder = os.path.join(show["root"], "reversed")
+    fusion, bmd, resolve = studio(Artist({"Folder": folder}), comp)
+
+    assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 0, capsys.readouterr().out
+
+    assert [(render["Start"], render["End"]) for render in comp.renders] == [(10, 10 + COUNT - 1)]
+    saved = os.path.join(folder, "source", "plate_src.%04d.exr")
+    assert np.array_equal(read_rgb(saved % 10), read_rgb(frame_file(first_plate(show), LAST)))
+    alpha = comp.FindTool("RVM_Loader1_Alpha")
+    assert alpha.GetInput("GlobalIn") == 10.0 and alpha.GetInput("GlobalOut") == 10.0 + COUNT - 1
+    assert alpha.inputs["Clip"] == os.path.join(folder, "plate_alpha.0010.exr")
+    assert has_a_person(pixels(alpha.inputs["Clip"])) and len(comp.undo_groups) == 1

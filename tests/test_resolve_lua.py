@@ -96,3 +96,23 @@ def test_the_lua_launcher_says_when_nothing_is_selected(capfd):
     scope.dofile(os.path.join(REPO, "host_plugins", "resolve", "scripts", "Comp", "RVM Matte (Lua).lua"))
     assert scope.RVM_MATTE_STATUS == 1
     assert "select a Loader or a MediaIn in the Flow first" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("interpreter", ["lua51", "luajit21"])
+def test_the_lua_launcher_refuses_a_loader_played_in_reverse_rather_than_misalign_the_matte(interpreter, capfd):
+    # The Lua launcher reads the files in order; a reversed (looped, held) Loader shows them
+    # otherwise, so its matte would run against the picture. It says so and changes nothing.
+    lua = lua_runtime(interpreter)
+    standin = lua.execute(open(STANDIN, encoding="utf-8").read())
+    clip = os.path.join(REPO, "missing", f"plate.{FIRST}.exr")
+    spec = lua.table_from({"tools": [{"id": "Loader", "name": "Loader1",
+                                      "attrs": {"TOOLST_Clip_Name": {1: clip}, "TOOLIT_Clip_TrimIn": {1: 0}},
+                                      "inputs": {"Clip": clip, "GlobalIn": 0, "Reverse": 1}, "selected": True}]},
+                          recursive=True)
+    lua_comp = standin.comp(spec)
+    scope = lua.globals()
+    scope.comp = lua_comp
+    scope.dofile(os.path.join(REPO, "host_plugins", "resolve", "scripts", "Comp", "RVM Matte (Lua).lua"))
+    assert scope.RVM_MATTE_STATUS == 1
+    assert "Loader1 has Reverse on, so its files do not play in order" in capfd.readouterr().out
+    assert plain(lua_comp.snapshot(lua_comp, "RVM_"))["tools"] == {}

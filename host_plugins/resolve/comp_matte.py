@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from .fusion_api import Bmd, Comp, Fusion, Tool
 
 MATTED_TOOLS = ("Loader", "MediaIn")
+# A Loader with any of these on shows its files out of order or held: matted through the Saver.
+LOADER_PLAY_MODES = ("Reverse", "Loop", "HoldFirstFrame", "HoldLastFrame")
 Say = Callable[[str], None]
 
 
@@ -101,6 +103,9 @@ def run(fusion: Fusion, comp: Comp, *, bmd: Optional[Bmd] = None, resolve: Optio
         source = sources.loader_source(attrs)
         comp_start = int(tool.GetInput("GlobalIn") or 0)
         comp_end = int(tool.GetInput("GlobalOut") or comp_start)
+        if source.kind == "sequence" and any(tool.GetInput(mode) for mode in LOADER_PLAY_MODES):
+            # Its files do not play in order in the comp: render what the comp shows instead.
+            source = sources.Source(source.pattern, comp_start, comp_end, "played")
     else:
         source = media_in_source(resolve, edition, name)
         comp_start = int(comp_attrs.get("COMPN_RenderStart", 0))

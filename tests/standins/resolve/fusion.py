@@ -7,6 +7,8 @@ Imitated behaviour:
   ``TOOLIT_Clip_InitialFrame`` (the first frame number of the sequence on disk),
   ``TOOLIT_Clip_TrimIn``/``TrimOut`` (offsets from it), ``TOOLIT_Clip_Length``.
 - A MediaIn exposes no file path (its clip is Resolve's, reached through the timeline).
+- A Loader's ``Reverse`` plays its trimmed range backwards (``Loop``, ``HoldFirstFrame`` and
+  ``HoldLastFrame`` are accepted as inputs; the stand-in does not play them).
 - Setting a Loader's ``Clip`` finds the sequence around the file on disk and, as Fusion does,
   resets its trims and puts it at the comp's render start (``GlobalIn``/``GlobalOut``).
 - ``AddTool(id, x, y)`` names tools ``Loader1``, ``Loader2`` ...; ``SetAttrs({"TOOLS_Name"})``
@@ -29,7 +31,8 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 INPUTS = {
-    "Loader": {"Clip": str, "GlobalIn": int, "GlobalOut": int, "TrimIn": int, "TrimOut": int},
+    "Loader": {"Clip": str, "GlobalIn": int, "GlobalOut": int, "TrimIn": int, "TrimOut": int, "Reverse": int,
+               "Loop": int, "HoldFirstFrame": int, "HoldLastFrame": int},
     "MediaIn": {"GlobalIn": int, "GlobalOut": int},
     "Saver": {"Clip": str, "OutputFormat": str, "Input": "image"},
     "MatteControl": {"Background": "image", "Foreground": "image", "MatteCombine": int, "CombineOp": int,
@@ -149,6 +152,8 @@ class Tool(Strict):
             clip = self.inputs["Clip"]
             initial, _ = sequence_on_disk(clip)
             file_frame = initial + (self.value("TrimIn") or 0) + frame - (self.value("GlobalIn") or 0)
+            if self.value("Reverse"):  # the Loader's Reverse: its trimmed range played backwards
+                file_frame = initial + (self.value("TrimOut") or 0) - (frame - (self.value("GlobalIn") or 0))
             return read_rgb(frame_file(clip, file_frame))
         if self.reg_id == "MediaIn" and self.media is not None:
             return self.media(frame)

@@ -8,7 +8,8 @@
 local StandIn = {}
 
 local INPUTS = {
-  Loader = { Clip = "string", GlobalIn = "number", GlobalOut = "number", TrimIn = "number", TrimOut = "number" },
+  Loader = { Clip = "string", GlobalIn = "number", GlobalOut = "number", TrimIn = "number", TrimOut = "number",
+    Reverse = "number", Loop = "number", HoldFirstFrame = "number", HoldLastFrame = "number" },
   MediaIn = { GlobalIn = "number", GlobalOut = "number" },
   MatteControl = { Background = "image", Foreground = "image", MatteCombine = "number", CombineOp = "number",
     PostMultiplyImage = "number", Invert = "number" },

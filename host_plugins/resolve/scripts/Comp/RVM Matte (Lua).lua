@@ -101,6 +101,14 @@ local function clip_arguments(c, tool, app)
     if not clip or clip == "" then
       return nil, name .. " has no clip; choose its file first."
     end
+    for _, mode in ipairs({ "Reverse", "Loop", "HoldFirstFrame", "HoldLastFrame" }) do
+      local on = tool:GetInput(mode)
+      if on and on ~= 0 then
+        return nil, name .. " has " .. mode .. " on, so its files do not play in order; the Lua launcher mattes "
+          .. "a sequence in file order only (turn " .. mode .. " off, or render the Loader to EXRs with a Saver "
+          .. "and matte those)."
+      end
+    end
     local args = { "--clip", quote(clip), "--trim-in", tostring(first_clip(attrs.TOOLIT_Clip_TrimIn) or 0),
       "--comp-start", tostring(tool:GetInput("GlobalIn") or 0), "--tool", quote(name) }
     local initial = first_clip(attrs.TOOLIT_Clip_InitialFrame)
