@@ -255,3 +255,20 @@ def test_a_loader_played_in_reverse_is_matted_as_the_comp_shows_it(bridge_env, c
     assert alpha.GetInput("GlobalIn") == 10.0 and alpha.GetInput("GlobalOut") == 10.0 + COUNT - 1
     assert alpha.inputs["Clip"] == os.path.join(folder, "plate_alpha.0010.exr")
     assert has_a_person(pixels(alpha.inputs["Clip"])) and len(comp.undo_groups) == 1
+
+
+def test_a_loader_whose_clip_uses_the_comp_path_map_is_matted_from_the_mapped_files(bridge_env, capsys):
+    # Fusion artists keep clips relative to the comp ("Comp:plate.1001.exr", Composition:MapPath);
+    # the script must read the files that path map names, not a file called "Comp:plate...".
+    show = bridge_env
+    comp = Comp(render_start=0, render_end=COUNT - 1, file_name=os.path.join(show["root"], "sh010", "sh010.comp"))
+    comp.add_loader(f"Comp:plate.{FIRST}.exr")
+    folder = os.path.join(show["root"], "mapped")
+    fusion, bmd, resolve = studio(Artist({"Frames": f"{FIRST}-{FIRST + 1}", "Folder": folder}), comp)
+
+    assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 0, capsys.readouterr().out
+
+    assert comp.renders == []  # read by the bridge from the sequence itself
+    alpha = comp.FindTool("RVM_Loader1_Alpha")
+    assert alpha.inputs["Clip"] == os.path.join(folder, f"plate_alpha.{FIRST}.exr")
+    assert same(alpha.inputs["Clip"], show["reference"]["alpha"].replace("####", f"{FIRST:04d}"))

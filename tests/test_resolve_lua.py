@@ -116,3 +116,29 @@ def test_the_lua_launcher_refuses_a_loader_played_in_reverse_rather_than_misalig
     assert scope.RVM_MATTE_STATUS == 1
     assert "Loader1 has Reverse on, so its files do not play in order" in capfd.readouterr().out
     assert plain(lua_comp.snapshot(lua_comp, "RVM_"))["tools"] == {}
+
+
+def test_the_lua_launcher_expands_the_comp_path_map_of_a_loaders_clip(bridge_env, monkeypatch, capfd):
+    show = bridge_env
+    folder = os.path.join(show["root"], "lua_mapped")
+    lua = lua_runtime("luajit21")
+    standin = lua.execute(open(STANDIN, encoding="utf-8").read())
+    clip = f"Comp:/plate.{FIRST}.exr"
+    spec = lua.table_from({"tools": [{"id": "Loader", "name": "Loader1",
+                                      "attrs": {"TOOLST_Clip_Name": {1: clip}, "TOOLIT_Clip_TrimIn": {1: 0}},
+                                      "inputs": {"Clip": clip, "GlobalIn": 0}, "selected": True}],
+                           "file_name": os.path.join(show["root"], "sh010", "sh010.comp")}, recursive=True)
+    spec["ask_user"] = lambda title, controls: lua.table_from(
+        {"Server": show["server"].address, "Model": "mobilenetv3", "Downsample ratio": "auto",
+         "Frames": f"{FIRST}-{FIRST + 1}", "Plates folder": folder})
+    lua_comp = standin.comp(spec)
+    scope = lua.globals()
+    scope.comp = lua_comp
+    monkeypatch.setenv("RVM_BRIDGE_COMMAND", f"'{sys.executable}' -m bridge_server")
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    scope.dofile(show["lua_launcher"])
+
+    out = capfd.readouterr().out
+    assert scope.RVM_MATTE_STATUS == 0, out
+    tools = plain(lua_comp.snapshot(lua_comp, "RVM_"))["tools"]
+    assert tools["RVM_Loader1_Alpha"]["inputs"]["Clip"] == os.path.join(folder, f"plate_alpha.{FIRST}.exr")

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .fusion_api import Bmd, Comp, Fusion, Tool
 
 MATTED_TOOLS = ("Loader", "MediaIn")
+_PATH_MAP = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")  # Fusion path maps (Comp:, Footage:), not drive letters
 # A Loader with any of these on shows its files out of order or held: matted through the Saver.
 LOADER_PLAY_MODES = ("Reverse", "Loop", "HoldFirstFrame", "HoldLastFrame")
 Say = Callable[[str], None]
@@ -60,6 +62,15 @@ def selected_tool(comp: Comp) -> Tool:
         names = ", ".join(str(tool.GetAttrs().get("TOOLS_Name")) for tool in picked)
         raise UserError(f"RVM Matte: {len(picked)} Loaders/MediaIns are selected ({names}); select one.")
     return picked[0]
+
+
+def mapped_clip(comp: Comp, attrs: Dict[str, Any]) -> Dict[str, Any]:
+    """A Loader's attributes with its clip's Fusion path map expanded (``Comp:footage/plate.1001.exr``
+    is relative to the comp's file; ``Composition:MapPath``)."""
+    name = str(sources.per_clip(attrs.get("TOOLST_Clip_Name"), "") or "")
+    if not _PATH_MAP.match(name):
+        return attrs
+    return dict(attrs, TOOLST_Clip_Name={1.0: str(comp.MapPath(name))})
 
 
 def detect_edition(fusion: Fusion, resolve: Optional[Resolve]) -> Edition:
@@ -100,7 +111,7 @@ def run(fusion: Fusion, comp: Comp, *, bmd: Optional[Bmd] = None, resolve: Optio
     name = str(attrs.get("TOOLS_Name"))
     comp_attrs = comp.GetAttrs()
     if attrs.get("TOOLS_RegID") == "Loader":
-        source = sources.loader_source(attrs)
+        source = sources.loader_source(mapped_clip(comp, attrs))
         comp_start = int(tool.GetInput("GlobalIn") or 0)
         comp_end = int(tool.GetInput("GlobalOut") or comp_start)
         if source.kind == "sequence" and any(tool.GetInput(mode) for mode in LOADER_PLAY_MODES):

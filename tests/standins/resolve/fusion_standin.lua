@@ -144,6 +144,15 @@ function StandIn.comp(spec)
     return tool
   end
 
+  function comp:MapPath(path)
+    -- Comp: is the comp file's folder (spec.file_name); other paths come back as they are
+    if path:sub(1, 5):lower() == "comp:" and spec.file_name then
+      local folder = spec.file_name:match("^(.*)[/\\][^/\\]*$") or "."
+      return folder .. "/" .. path:sub(6):gsub("^[/\\]+", "")
+    end
+    return path
+  end
+
   function comp:GetAttrs()
     return { COMPN_RenderStart = spec.render_start or 0, COMPN_RenderEnd = spec.render_end or 0 }
   end

@@ -101,6 +101,9 @@ local function clip_arguments(c, tool, app)
     if not clip or clip == "" then
       return nil, name .. " has no clip; choose its file first."
     end
+    if clip:match("^%a[%w_]+:") then -- a Fusion path map (Comp:, Footage:), not a drive letter
+      clip = c:MapPath(clip)
+    end
     for _, mode in ipairs({ "Reverse", "Loop", "HoldFirstFrame", "HoldLastFrame" }) do
       local on = tool:GetInput(mode)
       if on and on ~= 0 then
