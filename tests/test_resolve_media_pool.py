@@ -161,3 +161,27 @@ def test_a_movie_and_its_proxy_side_by_side_do_not_overwrite_each_others_mattes(
     out = capsys.readouterr().out
     assert "take.mp4 and take.mov would write the same plates" in out and "each with its own plates folder" in out
     assert not os.path.exists(os.path.join(folder, "rvm")) and resolve.pool.root.GetSubFolderList() == []
+
+
+def test_the_frames_typed_for_a_movie_clip_are_the_frames_matted(bridge_env, capsys):
+    # An editor wants two seconds of a long interview, types them in the dialog, and must not
+    # get the whole movie matted (the typed range was silently ignored for movies).
+    import shutil
+
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh060")
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(show["movie"], os.path.join(folder, "long_interview.mp4"))
+    resolve, fusion, bmd = studio(artist=Artist({"Frames": "1-2"}))
+    clip = resolve.add_clip("long_interview.mp4", os.path.join(folder, "long_interview.mp4"))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    assert sorted(name for name in os.listdir(os.path.join(folder, "rvm")) if "_alpha." in name) == [
+        "long_interview_alpha.0001.exr", "long_interview_alpha.0002.exr"]
+    assert len(resolve.pool.GetClipMatteList(clip)) == 2
+
+    resolve, fusion, bmd = studio(artist=Artist({"Frames": "4-9"}))
+    resolve.add_clip("long_interview.mp4", os.path.join(folder, "long_interview.mp4"))
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+    assert "frames 4-9 are outside the clip's 0-5" in capsys.readouterr().out

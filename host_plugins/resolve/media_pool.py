@@ -105,6 +105,21 @@ def _name_of(seen: Dict[str, str], alpha: str, picked: List[Tuple[str, sources.S
     return next(name for name, source in picked if source.pattern == seen[alpha])
 
 
+def _frames_asked(text: str, source: sources.Source, clips: int, say: Say) -> Tuple[int, int]:
+    """The frames the artist typed for the one clip picked (a movie's or a timeline clip's too),
+    within what there is; for several clips each clip's own frames (said, not silently)."""
+    if not (text or "").strip():
+        return source.first, source.last
+    if clips > 1:
+        say(f"RVM Matte: frames {text.strip()} are for one clip; {clips} clips are picked, so each is matted "
+            "for its own frames.")
+        return source.first, source.last
+    first, last = sources.parse_frames(text, source)
+    if first < source.first or last > source.last:
+        raise UserError(f"RVM Matte: frames {first}-{last} are outside the clip's {source.frames}.")
+    return first, last
+
+
 def bin_for(pool: MediaPool, name: str) -> Folder:
     """The bin ``RVM <name>`` under the Media Pool's root, made when missing."""
     root = pool.GetRootFolder()
@@ -193,7 +208,7 @@ def run(resolve: Resolve, *, fusion: Optional[Fusion] = None, bmd: Optional[Bmd]
             source = frames_to_matte(unit, settings.address, found, usage, plates)
         except unit.BridgeError as error:
             raise UserError(explain(error, settings.address, roots)) from error
-        first, last = sources.parse_frames(settings.frames, source) if only else (source.first, source.last)
+        first, last = _frames_asked(settings.frames, source, len(picked), say)
         result = ClipResult(clip.GetName(), source, plates)
         results.append(result)
         try:
