@@ -160,6 +160,9 @@ def read_movie_frame(path: str, frame: int) -> Plate:
         raise PlateError(f"movie {path} has no frame {frame}: its frames start at 0")
     if not os.path.isfile(path):
         raise PlateError(f"movie {path} does not exist")
+    count = frame_count(path)  # counted once per file: a frame past the end costs no decoding
+    if frame >= count:
+        raise PlateError(f"movie {path} has no frame {frame}: it ends at frame {count - 1}")
     rgb = _picture(path, frame).astype(np.float32) / np.float32(255.0)
     height, width = rgb.shape[:2]
     return Plate(np.ascontiguousarray(rgb), ["R", "G", "B"], (0, 0, width, height), path=path,

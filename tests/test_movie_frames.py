@@ -99,3 +99,18 @@ def test_a_movie_over_the_servers_size_cap_is_refused_before_a_picture_is_decode
     monkeypatch.setattr(movie_frames, "_Decoder", no_decoding)
     with pytest.raises(TooLarge, match="128x128, over this server's limit of 64 px"):
         Engine.read(movie, {}, max_side=64, max_pixels=64 * 64, frame=2)
+
+
+def test_a_frame_far_past_the_end_is_refused_without_decoding_the_movie(tmp_path, monkeypatch):
+    # A careless (or hostile) client asking a movie for frame 10**9 must not make the bridge decode
+    # the whole movie first, holding every other movie read behind it.
+    from rvm_engine import movie_frames
+
+    movie = write_movie(str(tmp_path / "long.mov"), shot_frames(4))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the movie was decoded")
+
+    monkeypatch.setattr(movie_frames, "_Decoder", no_decoding)
+    with pytest.raises(PlateError, match="has no frame 1000000000: it ends at frame 3"):
+        read_movie_frame(movie, 10**9)
