@@ -142,3 +142,46 @@ def test_the_lua_launcher_expands_the_comp_path_map_of_a_loaders_clip(bridge_env
     assert scope.RVM_MATTE_STATUS == 0, out
     tools = plain(lua_comp.snapshot(lua_comp, "RVM_"))["tools"]
     assert tools["RVM_Loader1_Alpha"]["inputs"]["Clip"] == os.path.join(folder, f"plate_alpha.{FIRST}.exr")
+
+
+@pytest.mark.parametrize("interpreter", ["lua51", "luajit21"])
+def test_on_windows_the_command_line_survives_cmd_exe_and_a_typed_quote_runs_nothing(interpreter, monkeypatch,
+                                                                                       capfd):
+    # Fusion's io.popen on Windows runs `cmd.exe /c LINE`; cmd strips the first and last quote of
+    # a line starting with one, so a quoted rvm-bridge.exe under "C:\Program Files" must be wrapped
+    # whole. A quote typed in the dialog must not end the quoting (cmd has no \" escape) and let
+    # "& calc" run.
+    lua = lua_runtime(interpreter)
+    standin = lua.execute(open(STANDIN, encoding="utf-8").read())
+    lua.execute('package.config = "\\\\\\n;\\n?\\n!\\n-\\n"')
+    lines = lua.execute("""
+        local lines = {}
+        os.execute = function(command) lines[#lines + 1] = command; return 1 end  -- never a real shell here
+        io.popen = function(command, mode)
+          lines[#lines + 1] = command
+          local done = false
+          return { lines = function() return function()
+                     if done then return nil end
+                     done = true
+                     return "RVM_ERROR RVM Matte: stopped here"
+                   end end,
+                   close = function() end }
+        end
+        return lines""")
+    clip = "C:\\shots\\sh010 final\\plate.1001.exr"
+    spec = lua.table_from({"tools": [{"id": "Loader", "name": "Loader1",
+                                      "attrs": {"TOOLST_Clip_Name": {1: clip}, "TOOLIT_Clip_TrimIn": {1: 0}},
+                                      "inputs": {"Clip": clip, "GlobalIn": 0}, "selected": True}]}, recursive=True)
+    spec["ask_user"] = lambda title, controls: lua.table_from(
+        {"Server": "tcp://127.0.0.1:5701", "Model": "mobilenetv3", "Downsample ratio": "auto",
+         "Frames": '1001" & calc & "', "Plates folder": ""})
+    scope = lua.globals()
+    scope.comp = standin.comp(spec)
+    monkeypatch.setenv("RVM_BRIDGE_COMMAND", '"C:\\Program Files\\rvm-bridge\\rvm-bridge.exe"')
+    scope.dofile(os.path.join(REPO, "host_plugins", "resolve", "scripts", "Comp", "RVM Matte (Lua).lua"))
+
+    assert scope.RVM_MATTE_STATUS == 1 and "stopped here" in capfd.readouterr().out
+    line = lines[1]
+    assert len(lines) == 1 and line.startswith('""C:\\Program Files\\rvm-bridge\\rvm-bridge.exe" fusion-matte --clip '
+                           '"C:\\shots\\sh010 final\\plate.1001.exr" ') and line.endswith(' 2>&1"'), line
+    assert '--frames "1001 & calc & "' in line  # the & stay inside one quoted argument
