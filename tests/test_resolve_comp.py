@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 import time
 
@@ -272,3 +273,24 @@ def test_a_loader_whose_clip_uses_the_comp_path_map_is_matted_from_the_mapped_fi
     alpha = comp.FindTool("RVM_Loader1_Alpha")
     assert alpha.inputs["Clip"] == os.path.join(folder, f"plate_alpha.{FIRST}.exr")
     assert same(alpha.inputs["Clip"], show["reference"]["alpha"].replace("####", f"{FIRST:04d}"))
+
+
+def test_a_plates_folder_that_cannot_be_made_is_said_and_the_comp_is_left_as_it_was(bridge_env, tmp_path, capsys):
+    # A still goes through a Saver into the plates folder; the artist typed a folder that cannot
+    # be made (here: under a file). The console gets one sentence, not a traceback.
+    show = bridge_env
+    still = os.path.join(show["root"], "sh070", "portrait.exr")
+    os.makedirs(os.path.dirname(still), exist_ok=True)
+    shutil.copy(first_plate(show), still)
+    in_the_way = tmp_path / "notes.txt"
+    in_the_way.write_text("a file, not a folder")
+    comp = Comp(render_start=0, render_end=0)
+    comp.add_loader(still)
+    fusion, bmd, resolve = studio(Artist({"Folder": str(in_the_way / "plates")}), comp)
+
+    assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert f"cannot make the folder {in_the_way / 'plates' / 'source'}" in out and "Traceback" not in out
+    assert not [name for name in comp.tools if name.startswith("RVM_") or name.startswith("Saver")]
+    assert comp.locks == 0 and comp.open_undo is None

@@ -168,7 +168,11 @@ def render_with_saver(comp: Comp, tool: Tool, source: sources.Source, first: int
     """Render comp frames ``first``..``last`` of ``tool`` to EXRs with a temporary Saver (for a
     clip the bridge cannot read itself); returns their ``%04d`` pattern. Call inside one_undo."""
     where = os.path.join(folder, "source")
-    os.makedirs(where, exist_ok=True)
+    try:
+        os.makedirs(where, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"RVM Matte: cannot make the folder {where} for the frames Fusion renders for the bridge "
+                        f"({error.strerror or error}); choose a plates folder you can write to.") from error
     pattern = os.path.join(where, f"{source.label}_src.%04d.exr")
     saver = comp.AddTool("Saver", -32768, -32768)
     try:
