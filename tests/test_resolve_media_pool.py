@@ -185,3 +185,18 @@ def test_the_frames_typed_for_a_movie_clip_are_the_frames_matted(bridge_env, cap
     resolve.add_clip("long_interview.mp4", os.path.join(folder, "long_interview.mp4"))
     assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
     assert "frames 4-9 are outside the clip's 0-5" in capsys.readouterr().out
+
+
+def test_a_timeline_clip_using_frames_its_media_does_not_hold_is_said_plainly(bridge_env, capsys):
+    # Timecode-numbered source frames, or media relinked to a shorter file: the used frames are
+    # not in the file. One plain sentence, not a backwards range and the bridge's missing frames.
+    show = bridge_env
+    resolve, fusion, bmd = studio()
+    clip = resolve.add_clip("interview.mp4", show["movie"], selected=False)
+    resolve.put_on_timeline(clip, source_start=86400, duration=10)
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert f"the timeline uses frames 86400-86409 of {show['movie']}, which holds frames 0-5" in out
+    assert "render it to EXR first" not in out and resolve.pool.root.GetSubFolderList() == []
