@@ -4,6 +4,7 @@ plates for Media Pool clips, imported into a bin named for the clip and attached
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 
@@ -124,8 +125,6 @@ def test_the_free_edition_from_19_1_has_no_dialog_and_says_what_it_used(bridge_e
 
 def test_a_camera_movie_named_with_a_hash_or_at_sign_is_matted_as_a_movie(bridge_env, capsys):
     # Editors get "take#2.mov" and "A001@wide.mp4" from set: a movie's name has no frame token.
-    import shutil
-
     show = bridge_env
     folder = os.path.join(show["root"], "sh040")
     os.makedirs(folder, exist_ok=True)
@@ -145,8 +144,6 @@ def test_a_camera_movie_named_with_a_hash_or_at_sign_is_matted_as_a_movie(bridge
 def test_a_movie_and_its_proxy_side_by_side_do_not_overwrite_each_others_mattes(bridge_env, capsys):
     # take.mov and take.mp4 (a different cut, or a proxy) in one folder would both write
     # rvm/take_alpha.####.exr: the first clip's matte would silently show the second's frames.
-    import shutil
-
     show = bridge_env
     folder = os.path.join(show["root"], "sh050")
     os.makedirs(folder, exist_ok=True)
@@ -166,8 +163,6 @@ def test_a_movie_and_its_proxy_side_by_side_do_not_overwrite_each_others_mattes(
 def test_the_frames_typed_for_a_movie_clip_are_the_frames_matted(bridge_env, capsys):
     # An editor wants two seconds of a long interview, types them in the dialog, and must not
     # get the whole movie matted (the typed range was silently ignored for movies).
-    import shutil
-
     show = bridge_env
     folder = os.path.join(show["root"], "sh060")
     os.makedirs(folder, exist_ok=True)
@@ -200,3 +195,23 @@ def test_a_timeline_clip_using_frames_its_media_does_not_hold_is_said_plainly(br
     out = capsys.readouterr().out
     assert f"the timeline uses frames 86400-86409 of {show['movie']}, which holds frames 0-5" in out
     assert "render it to EXR first" not in out and resolve.pool.root.GetSubFolderList() == []
+
+
+def test_plates_the_bridge_cannot_write_beside_the_media_are_not_blamed_on_the_codec(bridge_env, capsys):
+    # Camera media on a volume where rvm/ cannot be made (here a file named rvm is in the way):
+    # the editor is told to choose a plates folder, not only to render the clip to EXR.
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh080")
+    os.makedirs(folder, exist_ok=True)
+    for frame in range(FIRST, FIRST + 2):
+        shutil.copy(os.path.join(show["root"], "sh010", f"plate.{frame}.exr"), os.path.join(folder, f"card.{frame}.exr"))
+    with open(os.path.join(folder, "rvm"), "w") as handle:
+        handle.write("a file where the plates folder would go")
+    resolve, fusion, bmd = studio()
+    resolve.add_clip("card", os.path.join(folder, f"card.[{FIRST}-{FIRST + 1}].exr"))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert "Cannot create output folder" in out and "choose a plates folder the bridge can write to" in out
+    assert ".." not in out.replace(folder, "")
