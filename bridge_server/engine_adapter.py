@@ -21,7 +21,7 @@ import torch
 from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, prepare_plate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
-from rvm_engine.movie_frames import is_movie, read_movie_frame
+from rvm_engine.movie_frames import is_movie, picture_size, read_movie_frame
 from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, check_plate_file, read_plate
 from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence
@@ -185,11 +185,15 @@ class Engine:
         """The plate at ``path``, its header checked first: a plate whose display or data window
         is over ``max_side`` on a side or ``max_pixels`` in all is refused (TooLarge) before its
         pixels are read (an 8000x8000 plate takes gigabytes). A movie gives its picture ``frame``
-        (decoded, then checked). Raises PlateError."""
+        (its header's size checked first, then decoded). Raises PlateError."""
         import OpenImageIO as oiio
 
         check_plate_file(path)  # a named pipe would block OpenImageIO (or PyAV) and, with it, the whole server
         if is_movie(path):
+            width, height = picture_size(path)
+            if max(width, height) > max_side or width * height > max_pixels:
+                raise TooLarge(f"movie {path} is {width}x{height}, over this server's limit of "
+                               f"{max_side} px a side and {max_pixels} pixels (serve --max-image-side)")
             plate = read_movie_frame(path, frame)
             if max(plate.width, plate.height) > max_side or plate.width * plate.height > max_pixels:
                 raise TooLarge(f"movie {path} is {plate.width}x{plate.height}, over this server's limit of "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -30,9 +30,60 @@ def is_movie(path: str | os.PathLike[str]) -> bool:
     return os.path.splitext(os.fspath(path))[1].lower() in MOVIE_EXTENSIONS
 
 
+_facts: OrderedDict[tuple[str, str, Any], Any] = OrderedDict()  # (what, path, size and mtime) -> value
+_FACTS_KEPT = 128
+_facts_lock = threading.Lock()
+
+
+def _cached(what: str, path: str, compute: Callable[[str], Any]) -> Any:
+    """``compute(path)``, worked out once per file version (its size and modification time)."""
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        raise PlateError(f"cannot read the movie {path}: {error}") from error
+    key = (what, path, (stat.st_size, stat.st_mtime_ns))
+    with _facts_lock:
+        if key in _facts:
+            _facts.move_to_end(key)
+            return _facts[key]
+    value = compute(path)
+    with _facts_lock:
+        _facts[key] = value
+        while len(_facts) > _FACTS_KEPT:
+            _facts.popitem(last=False)
+    return value
+
+
 def frame_count(path: str) -> int:
     """How many pictures the movie holds (its stream's count, else its packets counted).
-    Raises PlateError for a file PyAV cannot open or that has no video."""
+    Raises PlateError for a file PyAV cannot open or that has no video.
+
+    Counted once per file version: the bridge asks for every frame it reads, and a container
+    without a frame count in its header (Matroska, MPEG transport streams) is demuxed whole."""
+    return int(_cached("count", path, _count_pictures))
+
+
+def picture_size(path: str) -> tuple[int, int]:
+    """(width, height) of the movie's pictures from its header, nothing decoded (a server refuses
+    a huge movie before one picture takes gigabytes). Raises PlateError."""
+    width, height = _cached("size", path, _header_size)
+    return int(width), int(height)
+
+
+def _header_size(path: str) -> tuple[int, int]:
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not container.streams.video:
+                raise PlateError(f"{path} has no video stream")
+            context = container.streams.video[0].codec_context
+            return int(context.width), int(context.height)
+    except av.FFmpegError as error:
+        raise PlateError(f"cannot read the movie {path}: {error}") from error
+
+
+def _count_pictures(path: str) -> int:
     import av
 
     try:
@@ -57,6 +108,9 @@ class _Decoder:
         self.stamp = stamp
         try:
             self.container = av.open(path)
+            if not self.container.streams.video:
+                self.container.close()
+                raise PlateError(f"{path} has no video stream")
             self.pictures = self.container.decode(video=0)
         except av.FFmpegError as error:
             raise PlateError(f"cannot read the movie {path}: {error}") from error
@@ -106,6 +160,9 @@ def read_movie_frame(path: str, frame: int) -> Plate:
         raise PlateError(f"movie {path} has no frame {frame}: its frames start at 0")
     if not os.path.isfile(path):
         raise PlateError(f"movie {path} does not exist")
+    count = frame_count(path)  # counted once per file: a frame past the end costs no decoding
+    if frame >= count:
+        raise PlateError(f"movie {path} has no frame {frame}: it ends at frame {count - 1}")
     rgb = _picture(path, frame).astype(np.float32) / np.float32(255.0)
     height, width = rgb.shape[:2]
     return Plate(np.ascontiguousarray(rgb), ["R", "G", "B"], (0, 0, width, height), path=path,

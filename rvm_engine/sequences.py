@@ -97,7 +97,7 @@ def parse_sequence(pattern: str | os.PathLike[str], frames: str | Sequence[int] 
     """
     text = os.fspath(pattern)
     _check_no_token_in_folder(text)
-    if not _has_token(text):
+    if not _has_token(text) or _is_movie_file(text):  # take#2.mov is a movie, not a frame token
         return _single_file(text, frames)
     seq, width, head = _parse(text)
     tail = seq.extension()
@@ -174,6 +174,12 @@ def frame_path(pattern: str | os.PathLike[str], frame: int) -> str:
 
 def _has_token(text: str) -> bool:
     return bool(_TOKEN_CHARS.search(os.path.basename(text)))
+
+
+def _is_movie_file(text: str) -> bool:
+    from rvm_engine.movie_frames import is_movie  # movie_frames reads plates, which import this
+
+    return is_movie(text) and os.path.isfile(text)
 
 
 def _check_no_token_in_folder(text: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import threading
 import time
 
@@ -232,3 +233,64 @@ def test_without_uimanager_a_stop_file_in_the_plates_folder_cancels(bridge_env, 
     made = [name for name in os.listdir(folder) if re.match(r"^plate_alpha\.\d{4}\.exr$", name)]
     assert 1 <= len(made) < COUNT and not os.path.exists(os.path.join(folder, "STOP"))
     assert not [name for name in comp.tools if name.startswith("RVM_")]
+
+
+def test_a_loader_played_in_reverse_is_matted_as_the_comp_shows_it(bridge_env, capsys):
+    # The artist reversed the plate in the Loader: reading its files 1001 upwards would give a
+    # matte running the other way from the picture. What the comp shows goes through a Saver.
+    show = bridge_env
+    comp = Comp(render_start=0, render_end=COUNT - 1)
+    loader = comp.add_loader(first_plate(show), global_in=10)
+    loader.SetInput("GlobalOut", 10 + COUNT - 1)
+    loader.SetInput("Reverse", 1)
+    comp.loose_edits.clear()
+    folder = os.path.join(show["root"], "reversed")
+    fusion, bmd, resolve = studio(Artist({"Folder": folder}), comp)
+
+    assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 0, capsys.readouterr().out
+
+    assert [(render["Start"], render["End"]) for render in comp.renders] == [(10, 10 + COUNT - 1)]
+    saved = os.path.join(folder, "source", "plate_src.%04d.exr")
+    assert np.array_equal(read_rgb(saved % 10), read_rgb(frame_file(first_plate(show), LAST)))
+    alpha = comp.FindTool("RVM_Loader1_Alpha")
+    assert alpha.GetInput("GlobalIn") == 10.0 and alpha.GetInput("GlobalOut") == 10.0 + COUNT - 1
+    assert alpha.inputs["Clip"] == os.path.join(folder, "plate_alpha.0010.exr")
+    assert has_a_person(pixels(alpha.inputs["Clip"])) and len(comp.undo_groups) == 1
+
+
+def test_a_loader_whose_clip_uses_the_comp_path_map_is_matted_from_the_mapped_files(bridge_env, capsys):
+    # Fusion artists keep clips relative to the comp ("Comp:plate.1001.exr", Composition:MapPath);
+    # the script must read the files that path map names, not a file called "Comp:plate...".
+    show = bridge_env
+    comp = Comp(render_start=0, render_end=COUNT - 1, file_name=os.path.join(show["root"], "sh010", "sh010.comp"))
+    comp.add_loader(f"Comp:plate.{FIRST}.exr")
+    folder = os.path.join(show["root"], "mapped")
+    fusion, bmd, resolve = studio(Artist({"Frames": f"{FIRST}-{FIRST + 1}", "Folder": folder}), comp)
+
+    assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 0, capsys.readouterr().out
+
+    assert comp.renders == []  # read by the bridge from the sequence itself
+    alpha = comp.FindTool("RVM_Loader1_Alpha")
+    assert alpha.inputs["Clip"] == os.path.join(folder, f"plate_alpha.{FIRST}.exr")
+    assert same(alpha.inputs["Clip"], show["reference"]["alpha"].replace("####", f"{FIRST:04d}"))
+
+
+def test_a_plates_folder_that_cannot_be_made_is_said_and_the_comp_is_left_as_it_was(bridge_env, tmp_path, capsys):
+    # A still goes through a Saver into the plates folder; the artist typed a folder that cannot
+    # be made (here: under a file). The console gets one sentence, not a traceback.
+    show = bridge_env
+    still = os.path.join(show["root"], "sh070", "portrait.exr")
+    os.makedirs(os.path.dirname(still), exist_ok=True)
+    shutil.copy(first_plate(show), still)
+    in_the_way = tmp_path / "notes.txt"
+    in_the_way.write_text("a file, not a folder")
+    comp = Comp(render_start=0, render_end=0)
+    comp.add_loader(still)
+    fusion, bmd, resolve = studio(Artist({"Folder": str(in_the_way / "plates")}), comp)
+
+    assert run_script(show["comp_script"], **scope_for(fusion, comp, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert f"cannot make the folder {in_the_way / 'plates' / 'source'}" in out and "Traceback" not in out
+    assert not [name for name in comp.tools if name.startswith("RVM_") or name.startswith("Saver")]
+    assert comp.locks == 0 and comp.open_undo is None

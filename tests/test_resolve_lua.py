@@ -96,3 +96,92 @@ def test_the_lua_launcher_says_when_nothing_is_selected(capfd):
     scope.dofile(os.path.join(REPO, "host_plugins", "resolve", "scripts", "Comp", "RVM Matte (Lua).lua"))
     assert scope.RVM_MATTE_STATUS == 1
     assert "select a Loader or a MediaIn in the Flow first" in capfd.readouterr().out
+
+
+@pytest.mark.parametrize("interpreter", ["lua51", "luajit21"])
+def test_the_lua_launcher_refuses_a_loader_played_in_reverse_rather_than_misalign_the_matte(interpreter, capfd):
+    # The Lua launcher reads the files in order; a reversed (looped, held) Loader shows them
+    # otherwise, so its matte would run against the picture. It says so and changes nothing.
+    lua = lua_runtime(interpreter)
+    standin = lua.execute(open(STANDIN, encoding="utf-8").read())
+    clip = os.path.join(REPO, "missing", f"plate.{FIRST}.exr")
+    spec = lua.table_from({"tools": [{"id": "Loader", "name": "Loader1",
+                                      "attrs": {"TOOLST_Clip_Name": {1: clip}, "TOOLIT_Clip_TrimIn": {1: 0}},
+                                      "inputs": {"Clip": clip, "GlobalIn": 0, "Reverse": 1}, "selected": True}]},
+                          recursive=True)
+    lua_comp = standin.comp(spec)
+    scope = lua.globals()
+    scope.comp = lua_comp
+    scope.dofile(os.path.join(REPO, "host_plugins", "resolve", "scripts", "Comp", "RVM Matte (Lua).lua"))
+    assert scope.RVM_MATTE_STATUS == 1
+    assert "Loader1 has Reverse on, so its files do not play in order" in capfd.readouterr().out
+    assert plain(lua_comp.snapshot(lua_comp, "RVM_"))["tools"] == {}
+
+
+def test_the_lua_launcher_expands_the_comp_path_map_of_a_loaders_clip(bridge_env, monkeypatch, capfd):
+    show = bridge_env
+    folder = os.path.join(show["root"], "lua_mapped")
+    lua = lua_runtime("luajit21")
+    standin = lua.execute(open(STANDIN, encoding="utf-8").read())
+    clip = f"Comp:/plate.{FIRST}.exr"
+    spec = lua.table_from({"tools": [{"id": "Loader", "name": "Loader1",
+                                      "attrs": {"TOOLST_Clip_Name": {1: clip}, "TOOLIT_Clip_TrimIn": {1: 0}},
+                                      "inputs": {"Clip": clip, "GlobalIn": 0}, "selected": True}],
+                           "file_name": os.path.join(show["root"], "sh010", "sh010.comp")}, recursive=True)
+    spec["ask_user"] = lambda title, controls: lua.table_from(
+        {"Server": show["server"].address, "Model": "mobilenetv3", "Downsample ratio": "auto",
+         "Frames": f"{FIRST}-{FIRST + 1}", "Plates folder": folder})
+    lua_comp = standin.comp(spec)
+    scope = lua.globals()
+    scope.comp = lua_comp
+    monkeypatch.setenv("RVM_BRIDGE_COMMAND", f"'{sys.executable}' -m bridge_server")
+    monkeypatch.setenv("PYTHONPATH", REPO)
+    scope.dofile(show["lua_launcher"])
+
+    out = capfd.readouterr().out
+    assert scope.RVM_MATTE_STATUS == 0, out
+    tools = plain(lua_comp.snapshot(lua_comp, "RVM_"))["tools"]
+    assert tools["RVM_Loader1_Alpha"]["inputs"]["Clip"] == os.path.join(folder, f"plate_alpha.{FIRST}.exr")
+
+
+@pytest.mark.parametrize("interpreter", ["lua51", "luajit21"])
+def test_on_windows_the_command_line_survives_cmd_exe_and_a_typed_quote_runs_nothing(interpreter, monkeypatch,
+                                                                                       capfd):
+    # Fusion's io.popen on Windows runs `cmd.exe /c LINE`; cmd strips the first and last quote of
+    # a line starting with one, so a quoted rvm-bridge.exe under "C:\Program Files" must be wrapped
+    # whole. A quote typed in the dialog must not end the quoting (cmd has no \" escape) and let
+    # "& calc" run.
+    lua = lua_runtime(interpreter)
+    standin = lua.execute(open(STANDIN, encoding="utf-8").read())
+    lua.execute('package.config = "\\\\\\n;\\n?\\n!\\n-\\n"')
+    lines = lua.execute("""
+        local lines = {}
+        os.execute = function(command) lines[#lines + 1] = command; return 1 end  -- never a real shell here
+        io.popen = function(command, mode)
+          lines[#lines + 1] = command
+          local done = false
+          return { lines = function() return function()
+                     if done then return nil end
+                     done = true
+                     return "RVM_ERROR RVM Matte: stopped here"
+                   end end,
+                   close = function() end }
+        end
+        return lines""")
+    clip = "C:\\shots\\sh010 final\\plate.1001.exr"
+    spec = lua.table_from({"tools": [{"id": "Loader", "name": "Loader1",
+                                      "attrs": {"TOOLST_Clip_Name": {1: clip}, "TOOLIT_Clip_TrimIn": {1: 0}},
+                                      "inputs": {"Clip": clip, "GlobalIn": 0}, "selected": True}]}, recursive=True)
+    spec["ask_user"] = lambda title, controls: lua.table_from(
+        {"Server": "tcp://127.0.0.1:5701", "Model": "mobilenetv3", "Downsample ratio": "auto",
+         "Frames": '1001" & calc & "', "Plates folder": ""})
+    scope = lua.globals()
+    scope.comp = standin.comp(spec)
+    monkeypatch.setenv("RVM_BRIDGE_COMMAND", '"C:\\Program Files\\rvm-bridge\\rvm-bridge.exe"')
+    scope.dofile(os.path.join(REPO, "host_plugins", "resolve", "scripts", "Comp", "RVM Matte (Lua).lua"))
+
+    assert scope.RVM_MATTE_STATUS == 1 and "stopped here" in capfd.readouterr().out
+    line = lines[1]
+    assert len(lines) == 1 and line.startswith('""C:\\Program Files\\rvm-bridge\\rvm-bridge.exe" fusion-matte --clip '
+                           '"C:\\shots\\sh010 final\\plate.1001.exr" ') and line.endswith(' 2>&1"'), line
+    assert '--frames "1001 & calc & "' in line  # the & stay inside one quoted argument

@@ -4,12 +4,13 @@ plates for Media Pool clips, imported into a bin named for the clip and attached
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
 
-from .resolve_support import COUNT, LAST, run_script, scope_for
+from .resolve_support import COUNT, LAST, run_script, scope_for, write_movie
 from .standins.resolve import Artist, Bmd, Comp, Fusion, Resolve, UIManager
-from .test_server_support import FIRST, pixels, reference_render
+from .test_server_support import FIRST, pixels, reference_render, shot_frames
 
 
 def sequence_path(show) -> str:
@@ -120,3 +121,97 @@ def test_the_free_edition_from_19_1_has_no_dialog_and_says_what_it_used(bridge_e
     assert run_script(show["utility_script"], **scope_for(fusion, None, Bmd(resolve), resolve)) == 0
     out = capsys.readouterr().out
     assert "this edition has no dialog; using server" in out and "alpha attached as its clip matte" in out
+
+
+def test_a_camera_movie_named_with_a_hash_or_at_sign_is_matted_as_a_movie(bridge_env, capsys):
+    # Editors get "take#2.mov" and "A001@wide.mp4" from set: a movie's name has no frame token.
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh040")
+    os.makedirs(folder, exist_ok=True)
+    resolve, fusion, bmd = studio()
+    clips = []
+    for name in ("take#2.mov", "A001@wide.mp4"):
+        shutil.copy(show["movie"], os.path.join(folder, name))
+        clips.append(resolve.add_clip(name, os.path.join(folder, name)))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    made = sorted(name for name in os.listdir(os.path.join(folder, "rvm")) if "_alpha." in name)
+    assert made == [f"{label}_alpha.{frame:04d}.exr" for label in ("A001_wide", "take_2") for frame in range(6)]
+    assert [len(resolve.pool.GetClipMatteList(clip)) for clip in clips] == [6, 6]
+
+
+def test_a_movie_and_its_proxy_side_by_side_do_not_overwrite_each_others_mattes(bridge_env, capsys):
+    # take.mov and take.mp4 (a different cut, or a proxy) in one folder would both write
+    # rvm/take_alpha.####.exr: the first clip's matte would silently show the second's frames.
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh050")
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(show["movie"], os.path.join(folder, "take.mov"))
+    write_movie(os.path.join(folder, "take.mp4"), shot_frames(4)[::-1].copy())
+    resolve, fusion, bmd = studio()
+    resolve.add_clip("take.mov", os.path.join(folder, "take.mov"))
+    resolve.add_clip("take.mp4", os.path.join(folder, "take.mp4"))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert "take.mp4 and take.mov would write the same plates" in out and "each with its own plates folder" in out
+    assert not os.path.exists(os.path.join(folder, "rvm")) and resolve.pool.root.GetSubFolderList() == []
+
+
+def test_the_frames_typed_for_a_movie_clip_are_the_frames_matted(bridge_env, capsys):
+    # An editor wants two seconds of a long interview, types them in the dialog, and must not
+    # get the whole movie matted (the typed range was silently ignored for movies).
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh060")
+    os.makedirs(folder, exist_ok=True)
+    shutil.copy(show["movie"], os.path.join(folder, "long_interview.mp4"))
+    resolve, fusion, bmd = studio(artist=Artist({"Frames": "1-2"}))
+    clip = resolve.add_clip("long_interview.mp4", os.path.join(folder, "long_interview.mp4"))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 0, capsys.readouterr().out
+
+    assert sorted(name for name in os.listdir(os.path.join(folder, "rvm")) if "_alpha." in name) == [
+        "long_interview_alpha.0001.exr", "long_interview_alpha.0002.exr"]
+    assert len(resolve.pool.GetClipMatteList(clip)) == 2
+
+    resolve, fusion, bmd = studio(artist=Artist({"Frames": "4-9"}))
+    resolve.add_clip("long_interview.mp4", os.path.join(folder, "long_interview.mp4"))
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+    assert "frames 4-9 are outside the clip's 0-5" in capsys.readouterr().out
+
+
+def test_a_timeline_clip_using_frames_its_media_does_not_hold_is_said_plainly(bridge_env, capsys):
+    # Timecode-numbered source frames, or media relinked to a shorter file: the used frames are
+    # not in the file. One plain sentence, not a backwards range and the bridge's missing frames.
+    show = bridge_env
+    resolve, fusion, bmd = studio()
+    clip = resolve.add_clip("interview.mp4", show["movie"], selected=False)
+    resolve.put_on_timeline(clip, source_start=86400, duration=10)
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert f"the timeline uses frames 86400-86409 of {show['movie']}, which holds frames 0-5" in out
+    assert "render it to EXR first" not in out and resolve.pool.root.GetSubFolderList() == []
+
+
+def test_plates_the_bridge_cannot_write_beside_the_media_are_not_blamed_on_the_codec(bridge_env, capsys):
+    # Camera media on a volume where rvm/ cannot be made (here a file named rvm is in the way):
+    # the editor is told to choose a plates folder, not only to render the clip to EXR.
+    show = bridge_env
+    folder = os.path.join(show["root"], "sh080")
+    os.makedirs(folder, exist_ok=True)
+    for frame in range(FIRST, FIRST + 2):
+        shutil.copy(os.path.join(show["root"], "sh010", f"plate.{frame}.exr"), os.path.join(folder, f"card.{frame}.exr"))
+    with open(os.path.join(folder, "rvm"), "w") as handle:
+        handle.write("a file where the plates folder would go")
+    resolve, fusion, bmd = studio()
+    resolve.add_clip("card", os.path.join(folder, f"card.[{FIRST}-{FIRST + 1}].exr"))
+
+    assert run_script(show["utility_script"], **scope_for(fusion, None, bmd, resolve)) == 1
+
+    out = capsys.readouterr().out
+    assert "Cannot create output folder" in out and "choose a plates folder the bridge can write to" in out
+    assert ".." not in out.replace(folder, "")

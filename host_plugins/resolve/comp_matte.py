@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from .fusion_api import Bmd, Comp, Fusion, Tool
 
 MATTED_TOOLS = ("Loader", "MediaIn")
+_PATH_MAP = re.compile(r"^[A-Za-z][A-Za-z0-9_]+:")  # Fusion path maps (Comp:, Footage:), not drive letters
+# A Loader with any of these on shows its files out of order or held: matted through the Saver.
+LOADER_PLAY_MODES = ("Reverse", "Loop", "HoldFirstFrame", "HoldLastFrame")
 Say = Callable[[str], None]
 
 
@@ -58,6 +62,15 @@ def selected_tool(comp: Comp) -> Tool:
         names = ", ".join(str(tool.GetAttrs().get("TOOLS_Name")) for tool in picked)
         raise UserError(f"RVM Matte: {len(picked)} Loaders/MediaIns are selected ({names}); select one.")
     return picked[0]
+
+
+def mapped_clip(comp: Comp, attrs: Dict[str, Any]) -> Dict[str, Any]:
+    """A Loader's attributes with its clip's Fusion path map expanded (``Comp:footage/plate.1001.exr``
+    is relative to the comp's file; ``Composition:MapPath``)."""
+    name = str(sources.per_clip(attrs.get("TOOLST_Clip_Name"), "") or "")
+    if not _PATH_MAP.match(name):
+        return attrs
+    return dict(attrs, TOOLST_Clip_Name={1.0: str(comp.MapPath(name))})
 
 
 def detect_edition(fusion: Fusion, resolve: Optional[Resolve]) -> Edition:
@@ -98,9 +111,12 @@ def run(fusion: Fusion, comp: Comp, *, bmd: Optional[Bmd] = None, resolve: Optio
     name = str(attrs.get("TOOLS_Name"))
     comp_attrs = comp.GetAttrs()
     if attrs.get("TOOLS_RegID") == "Loader":
-        source = sources.loader_source(attrs)
+        source = sources.loader_source(mapped_clip(comp, attrs))
         comp_start = int(tool.GetInput("GlobalIn") or 0)
         comp_end = int(tool.GetInput("GlobalOut") or comp_start)
+        if source.kind == "sequence" and any(tool.GetInput(mode) for mode in LOADER_PLAY_MODES):
+            # Its files do not play in order in the comp: render what the comp shows instead.
+            source = sources.Source(source.pattern, comp_start, comp_end, "played")
     else:
         source = media_in_source(resolve, edition, name)
         comp_start = int(comp_attrs.get("COMPN_RenderStart", 0))
@@ -152,7 +168,11 @@ def render_with_saver(comp: Comp, tool: Tool, source: sources.Source, first: int
     """Render comp frames ``first``..``last`` of ``tool`` to EXRs with a temporary Saver (for a
     clip the bridge cannot read itself); returns their ``%04d`` pattern. Call inside one_undo."""
     where = os.path.join(folder, "source")
-    os.makedirs(where, exist_ok=True)
+    try:
+        os.makedirs(where, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"RVM Matte: cannot make the folder {where} for the frames Fusion renders for the bridge "
+                        f"({error.strerror or error}); choose a plates folder you can write to.") from error
     pattern = os.path.join(where, f"{source.label}_src.%04d.exr")
     saver = comp.AddTool("Saver", -32768, -32768)
     try:

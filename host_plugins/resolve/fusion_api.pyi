@@ -28,6 +28,7 @@ class Comp(Protocol):
     def EndUndo(self, keep: bool) -> None: ...
     def Render(self, settings: Dict[str, Any]) -> bool: ...  # Composition:Render({Start, End, Tool, Wait})
     def AskUser(self, title: str, controls: Dict[float, Dict[Any, Any]]) -> Optional[Dict[str, Any]]: ...
+    def MapPath(self, path: str) -> str: ...  # Composition:MapPath(path): Comp:, Footage: ... expanded
 
 class UIItem(Protocol):
     Text: str  # LineEdit.Text, Label.Text

@@ -88,6 +88,38 @@ def _as_list(value: Any) -> List[Any]:
     return list(value or [])
 
 
+def _refuse_shared_plates(picked: List[Tuple[str, sources.Source]], folder: str) -> None:
+    """Two clips whose plates would be one file sequence (``take.mov`` and ``take.mp4`` side by
+    side, or one plates folder for two ``plate`` sequences): the second would overwrite the first's
+    plates and clip matte. Raises UserError before anything is made."""
+    seen: Dict[str, str] = {}
+    for name, source in picked:
+        alpha = os.path.normpath(sources.output_patterns(source, folder)["alpha"])
+        if alpha in seen and seen[alpha] != source.pattern:
+            raise UserError(f"RVM Matte: {name} and {_name_of(seen, alpha, picked)} would write the same plates "
+                            f"({alpha}); matte them one at a time, each with its own plates folder.")
+        seen[alpha] = source.pattern
+
+
+def _name_of(seen: Dict[str, str], alpha: str, picked: List[Tuple[str, sources.Source]]) -> str:
+    return next(name for name, source in picked if source.pattern == seen[alpha])
+
+
+def _frames_asked(text: str, source: sources.Source, clips: int, say: Say) -> Tuple[int, int]:
+    """The frames the artist typed for the one clip picked (a movie's or a timeline clip's too),
+    within what there is; for several clips each clip's own frames (said, not silently)."""
+    if not (text or "").strip():
+        return source.first, source.last
+    if clips > 1:
+        say(f"RVM Matte: frames {text.strip()} are for one clip; {clips} clips are picked, so each is matted "
+            "for its own frames.")
+        return source.first, source.last
+    first, last = sources.parse_frames(text, source)
+    if first < source.first or last > source.last:
+        raise UserError(f"RVM Matte: frames {first}-{last} are outside the clip's {source.frames}.")
+    return first, last
+
+
 def bin_for(pool: MediaPool, name: str) -> Folder:
     """The bin ``RVM <name>`` under the Media Pool's root, made when missing."""
     root = pool.GetRootFolder()
@@ -168,6 +200,7 @@ def run(resolve: Resolve, *, fusion: Optional[Fusion] = None, bmd: Optional[Bmd]
     roots = [str(root) for root in hello.get("roots", [])]
     pool = resolve.GetProjectManager().GetCurrentProject().GetMediaPool()
     ui = getattr(fusion, "UIManager", None) if edition.ui_manager else None
+    _refuse_shared_plates([(clip.GetName(), found) for clip, found, _ in picked], settings.output_folder)
     results = []
     for clip, found, usage in picked:
         plates = sources.output_patterns(found, settings.output_folder)
@@ -175,7 +208,7 @@ def run(resolve: Resolve, *, fusion: Optional[Fusion] = None, bmd: Optional[Bmd]
             source = frames_to_matte(unit, settings.address, found, usage, plates)
         except unit.BridgeError as error:
             raise UserError(explain(error, settings.address, roots)) from error
-        first, last = sources.parse_frames(settings.frames, source) if only else (source.first, source.last)
+        first, last = _frames_asked(settings.frames, source, len(picked), say)
         result = ClipResult(clip.GetName(), source, plates)
         results.append(result)
         try:

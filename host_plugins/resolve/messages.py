@@ -72,8 +72,10 @@ def explain(error: BaseException, address: str = "", roots: Sequence[str] = ()) 
         return (f"RVM Matte: the bridge{at} runs on another kind of computer and cannot reach this path: {message}. "
                 "Set RVM_BRIDGE_PATH_MAP (for example P:\\shows=/mnt/shows) before starting Resolve.")
     if code == "plate_error":
-        return (f"RVM Matte: the bridge cannot read or write a plate: {message}. If the clip is a movie or a "
-                "codec the bridge does not read, render it to EXR first (the comp script does this with a Saver).")
+        return (f"RVM Matte: the bridge cannot read or write a plate: {message.rstrip('.')}. If it is the clip that "
+                "cannot be read (a camera raw or other codec the bridge does not decode), render it to EXR first (the "
+                "comp script does this with a Saver); if the plates cannot be written, choose a plates folder the "
+                "bridge can write to.")
     if code == "colour_error":
         return f"RVM Matte: the colour space is not one the bridge knows: {message}"
     if code == "weights_error":

@@ -188,6 +188,9 @@ def used_range(source: Source, start_offset: int, duration: int, handles: int) -
         return source
     first = source.first + start_offset if start_offset < source.first else start_offset
     last = first + duration - 1
+    if first > source.last or last < source.first:
+        raise UserError(f"RVM Matte: the timeline uses frames {first}-{last} of {source.pattern}, which holds frames "
+                        f"{source.frames}; select the clip in the Media Pool to matte all of it, or relink it.")
     return Source(source.pattern, max(source.first, first - handles), min(source.last, last + handles), source.kind)
 
 

@@ -7,10 +7,13 @@ Imitated behaviour:
   ``TOOLIT_Clip_InitialFrame`` (the first frame number of the sequence on disk),
   ``TOOLIT_Clip_TrimIn``/``TrimOut`` (offsets from it), ``TOOLIT_Clip_Length``.
 - A MediaIn exposes no file path (its clip is Resolve's, reached through the timeline).
+- A Loader's ``Reverse`` plays its trimmed range backwards (``Loop``, ``HoldFirstFrame`` and
+  ``HoldLastFrame`` are accepted as inputs; the stand-in does not play them).
 - Setting a Loader's ``Clip`` finds the sequence around the file on disk and, as Fusion does,
   resets its trims and puts it at the comp's render start (``GlobalIn``/``GlobalOut``).
 - ``AddTool(id, x, y)`` names tools ``Loader1``, ``Loader2`` ...; ``SetAttrs({"TOOLS_Name"})``
   renames; ``FindTool(name)`` finds by name; ``GetToolList(selected)`` is ``{1.0: tool}``.
+- ``MapPath`` expands the ``Comp:`` path map to the comp file's folder (``COMPS_FileName``).
 - ``Lock``/``StartUndo``/``EndUndo``/``Unlock``: every tool change is recorded in the open undo
   group; changes with no group open are recorded as loose edits (a real comp would make each its
   own undo step), so a test can say "one undo step".
@@ -29,7 +32,8 @@ from typing import Any, Callable, Dict, List, Optional
 import numpy as np
 
 INPUTS = {
-    "Loader": {"Clip": str, "GlobalIn": int, "GlobalOut": int, "TrimIn": int, "TrimOut": int},
+    "Loader": {"Clip": str, "GlobalIn": int, "GlobalOut": int, "TrimIn": int, "TrimOut": int, "Reverse": int,
+               "Loop": int, "HoldFirstFrame": int, "HoldLastFrame": int},
     "MediaIn": {"GlobalIn": int, "GlobalOut": int},
     "Saver": {"Clip": str, "OutputFormat": str, "Input": "image"},
     "MatteControl": {"Background": "image", "Foreground": "image", "MatteCombine": int, "CombineOp": int,
@@ -79,7 +83,7 @@ class Tool(Strict):
                                  "TOOLB_PassThrough": False}
         if self.reg_id == "Loader" and self.inputs.get("Clip"):
             clip = self.inputs["Clip"]
-            initial, length = sequence_on_disk(clip)
+            initial, length = sequence_on_disk(self.comp.MapPath(clip))
             attrs.update({"TOOLST_Clip_Name": {1.0: clip}, "TOOLIT_Clip_InitialFrame": {1.0: float(initial)},
                           "TOOLIT_Clip_Length": {1.0: float(length)},
                           "TOOLIT_Clip_TrimIn": {1.0: float(self.value("TrimIn") or 0)},
@@ -123,7 +127,7 @@ class Tool(Strict):
         self.comp._edit(f"{self.name}.{name} = {value!r}")
         self.inputs[name] = int(value) if kind is int else value
         if self.reg_id == "Loader" and name == "Clip":
-            _, length = sequence_on_disk(value)
+            _, length = sequence_on_disk(self.comp.MapPath(value))
             for key in ("TrimIn", "TrimOut", "GlobalIn", "GlobalOut"):
                 self.inputs.pop(key, None)
             self.derived = {"TrimIn": 0, "TrimOut": length - 1, "GlobalIn": self.comp.render_start,
@@ -146,9 +150,11 @@ class Tool(Strict):
     # -- pictures (what the comp would show at a frame) ---------------------------------------
     def picture(self, frame: int) -> np.ndarray:
         if self.reg_id == "Loader":
-            clip = self.inputs["Clip"]
+            clip = self.comp.MapPath(self.inputs["Clip"])
             initial, _ = sequence_on_disk(clip)
             file_frame = initial + (self.value("TrimIn") or 0) + frame - (self.value("GlobalIn") or 0)
+            if self.value("Reverse"):  # the Loader's Reverse: its trimmed range played backwards
+                file_frame = initial + (self.value("TrimOut") or 0) - (frame - (self.value("GlobalIn") or 0))
             return read_rgb(frame_file(clip, file_frame))
         if self.reg_id == "MediaIn" and self.media is not None:
             return self.media(frame)
@@ -209,6 +215,12 @@ class Comp(Strict):
         tool = Tool(self, tool_id, name)
         self.tools[name] = tool
         return tool
+
+    def MapPath(self, path: str) -> str:
+        """``Comp:`` is the comp file's folder; a path without a known map comes back as it is."""
+        if path[:5].lower() == "comp:" and self.file_name:
+            return os.path.join(os.path.dirname(self.file_name), path[5:].lstrip("/\\"))
+        return path
 
     def GetAttrs(self) -> Dict[str, Any]:
         return {"COMPN_RenderStart": float(self.render_start), "COMPN_RenderEnd": float(self.render_end),

@@ -8,7 +8,8 @@
 local StandIn = {}
 
 local INPUTS = {
-  Loader = { Clip = "string", GlobalIn = "number", GlobalOut = "number", TrimIn = "number", TrimOut = "number" },
+  Loader = { Clip = "string", GlobalIn = "number", GlobalOut = "number", TrimIn = "number", TrimOut = "number",
+    Reverse = "number", Loop = "number", HoldFirstFrame = "number", HoldLastFrame = "number" },
   MediaIn = { GlobalIn = "number", GlobalOut = "number" },
   MatteControl = { Background = "image", Foreground = "image", MatteCombine = "number", CombineOp = "number",
     PostMultiplyImage = "number", Invert = "number" },
@@ -141,6 +142,15 @@ function StandIn.comp(spec)
     edit(self, "add " .. id .. count)
     self._tools[id .. count] = tool
     return tool
+  end
+
+  function comp:MapPath(path)
+    -- Comp: is the comp file's folder (spec.file_name); other paths come back as they are
+    if path:sub(1, 5):lower() == "comp:" and spec.file_name then
+      local folder = spec.file_name:match("^(.*)[/\\][^/\\]*$") or "."
+      return folder .. "/" .. path:sub(6):gsub("^[/\\]+", "")
+    end
+    return path
   end
 
   function comp:GetAttrs()

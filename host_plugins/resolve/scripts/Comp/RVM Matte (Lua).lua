@@ -15,12 +15,25 @@ local function say(text)
   print("RVM Matte: " .. text)
 end
 
+local WINDOWS = package.config:sub(1, 1) == "\\"
+
 local function quote(text)
   text = tostring(text)
-  if package.config:sub(1, 1) == "\\" then
-    return '"' .. (text:gsub('"', '\\"')) .. '"'
+  if WINDOWS then
+    -- cmd.exe has no escape for a quote inside quotes (\" would end the quoting and let & or |
+    -- run a command); no Windows path, server address or frame range holds one.
+    return '"' .. (text:gsub('"', "")) .. '"'
   end
   return "'" .. (text:gsub("'", "'\\''")) .. "'"
+end
+
+-- The line for io.popen / os.execute: cmd.exe /c strips the first and last quote of a line that
+-- starts with one ("C:\Program Files\...\rvm-bridge.exe" ... "plates"), so wrap it whole.
+local function shell_line(command)
+  if WINDOWS then
+    return '"' .. command .. '"'
+  end
+  return command
 end
 
 local function script_folder()
@@ -101,6 +114,17 @@ local function clip_arguments(c, tool, app)
     if not clip or clip == "" then
       return nil, name .. " has no clip; choose its file first."
     end
+    if clip:match("^%a[%w_]+:") then -- a Fusion path map (Comp:, Footage:), not a drive letter
+      clip = c:MapPath(clip)
+    end
+    for _, mode in ipairs({ "Reverse", "Loop", "HoldFirstFrame", "HoldLastFrame" }) do
+      local on = tool:GetInput(mode)
+      if on and on ~= 0 then
+        return nil, name .. " has " .. mode .. " on, so its files do not play in order; the Lua launcher mattes "
+          .. "a sequence in file order only (turn " .. mode .. " off, or render the Loader to EXRs with a Saver "
+          .. "and matte those)."
+      end
+    end
     local args = { "--clip", quote(clip), "--trim-in", tostring(first_clip(attrs.TOOLIT_Clip_TrimIn) or 0),
       "--comp-start", tostring(tool:GetInput("GlobalIn") or 0), "--tool", quote(name) }
     local initial = first_clip(attrs.TOOLIT_Clip_InitialFrame)
@@ -170,7 +194,7 @@ end
 -- Each output line of `command`, as it comes (io.popen); a Lua built without popen runs it to a
 -- temporary file and reads that afterwards.
 local function each_line(command, handle_line)
-  local ok, pipe = pcall(io.popen, command .. " 2>&1", "r")
+  local ok, pipe = pcall(io.popen, shell_line(command .. " 2>&1"), "r")
   if ok and pipe then
     for line in pipe:lines() do
       handle_line(line)
@@ -179,7 +203,7 @@ local function each_line(command, handle_line)
     return true
   end
   local log = os.tmpname()
-  os.execute(command .. " > " .. quote(log) .. " 2>&1")
+  os.execute(shell_line(command .. " > " .. quote(log) .. " 2>&1"))
   local handle = io.open(log, "r")
   if not handle then
     return false
