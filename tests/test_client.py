@@ -303,3 +303,42 @@ def test_the_client_folder_copied_into_a_host_renders_through_a_bridge_without_t
         assert all(same_plate(alpha, expected, frame) for frame in range(FIRST, FIRST + 4))
     finally:
         assert server.stop() == 0, server.log_tail()
+
+
+def test_a_client_whose_message_has_no_peer_to_take_it_says_so_in_time_instead_of_hanging():
+    # After a CURVE refusal ZeroMQ tears the connection down, and a DEALER with no peer blocks in
+    # send() for ever (a loaded CI run hung 25 minutes in the CURVE story). IMMEDIATE makes that
+    # state certain here: no connection ever completes, so no peer ever takes a message.
+    class NoPeer(BridgeClient):
+        def _connect(self):
+            if self._socket is None:
+                socket = self._context.socket(zmq.DEALER)
+                socket.setsockopt(zmq.LINGER, 0)
+                socket.setsockopt(zmq.IMMEDIATE, 1)
+                self._monitor = socket.get_monitor_socket(zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+                socket.connect(f"tcp://127.0.0.1:{_free_port()}")
+                self._socket = socket
+            return self._socket
+
+    outcome = []
+
+    def ask():
+        try:
+            with NoPeer("tcp://127.0.0.1:1", timeout=1.5, retries=2) as client:
+                client.hello()
+        except BaseException as error:  # noqa: BLE001 - checked below
+            outcome.append(error)
+
+    thread = threading.Thread(target=ask, daemon=True)
+    started = time.monotonic()
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), "the client blocked in send with no peer"
+    assert len(outcome) == 1 and isinstance(outcome[0], BridgeTimeout), outcome
+    assert time.monotonic() - started < 10
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -152,6 +152,15 @@ class BridgeClient:
             self._socket = socket
         return self._socket
 
+    def _send(self, parts: List[Buffer]) -> None:
+        """Send without ever blocking: a DEALER with no peer to take the message (a CURVE refusal
+        tears the connection down) would wait forever. A message that cannot go out now counts as
+        unanswered, so the silence rule resends it on a new socket and, in the end, says why."""
+        try:
+            self._connect().send_multipart(parts, flags=zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            pass
+
     def _reconnect(self) -> None:
         if self._socket is not None:
             self._note_refusals()
@@ -226,7 +235,7 @@ class BridgeClient:
                 order.append(request_id)
                 if len(in_flight) == 1:
                     last_heard = time.monotonic()  # silence counts from the first request out
-                self._connect().send_multipart(parts, copy=False)
+                self._send(parts)
             while order and order[0] in done:
                 yield self._checked(done.pop(order.pop(0)))
             if not order:
@@ -234,7 +243,7 @@ class BridgeClient:
             now = time.monotonic()
             for request_id in [rid for rid, at in resend_at.items() if at <= now]:
                 del resend_at[request_id]
-                self._connect().send_multipart(in_flight[request_id], copy=False)
+                self._send(in_flight[request_id])
             waiting = [rid for rid in in_flight if rid not in resend_at]
             wait = per_try - (now - last_heard) if waiting else 0.0
             if resend_at:
@@ -250,7 +259,7 @@ class BridgeClient:
                 resend_at.clear()
                 for request_id in order:
                     if request_id in in_flight:
-                        self._connect().send_multipart(in_flight[request_id], copy=False)
+                        self._send(in_flight[request_id])
                 last_heard = time.monotonic()
                 continue
             stalls, last_heard = 0, time.monotonic()
