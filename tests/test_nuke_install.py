@@ -170,3 +170,18 @@ def test_a_bad_wheel_in_an_upgrade_leaves_the_working_pyzmq_in_place(tmp_path, p
             unpack_wheel(str(wheel), folder)
         assert os.path.isfile(os.path.join(folder, "zmq", "__init__.py"))
     assert not os.path.exists(os.path.join(str(plugin), "evil.py")) and not (tmp_path / "evil.py").exists()
+
+
+def test_a_studio_zmq_that_cannot_load_its_library_gives_way_to_the_vendored_one(plugin, tmp_path):
+    """A zmq on the host's path whose import fails with something other than ImportError (its
+    libzmq missing: OSError) must not stop init.py: the vendored pyzmq is used instead."""
+    broken = tmp_path / "studio_site" / "zmq"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise OSError('libzmq.so.5: cannot open shared object file')\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); sys.path.insert(0, sys.argv[1]); "
+            "import rvm_bridge_paths as p; where = p.add_zmq(sys.argv[2]); import zmq; print(where); print(zmq.__file__)")
+    done = subprocess.run([sys.executable, "-c", code, os.path.join(plugin, "python"), os.path.join(plugin, "wheels"),
+                           str(tmp_path / "studio_site")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    where, module = done.stdout.split()
+    assert where.startswith(os.path.join(plugin, "wheels")) and module.startswith(where)

@@ -57,7 +57,7 @@ def add_zmq(wheels):
     try:
         import zmq  # noqa: F401  (a host that ships or installed its own is preferred)
         return "host"
-    except ImportError:
+    except Exception:  # noqa: BLE001  (missing, or a studio's zmq that cannot load its libzmq: use ours)
         for name in [n for n in sys.modules if n == "zmq" or n.startswith("zmq.")]:
             del sys.modules[name]
     folder = abi_folder(wheels)
