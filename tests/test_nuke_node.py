@@ -453,3 +453,116 @@ def test_menu_py_puts_rvm_matte_in_the_toolbar_and_its_command_makes_the_node(nu
     assert made is not None and made.input(0) is read  # under the selected plate, as Tab would
     assert made["server"].value() == "tcp://127.0.0.1:5701" and made["downsample_ratio"].value() == "auto"
     assert made["info"].value().startswith("not rendered yet")
+
+
+def test_a_missing_frame_upstream_or_an_unwritable_plates_folder_is_said_on_the_node(nuke, show):
+    """A graded Read with a hole in its sequence, and a plates folder that cannot be made: the
+    artist gets a message box and the node says why, not a Python traceback."""
+    folder = show["root"] / "holes"
+    folder.mkdir()
+    for frame in (FIRST, FIRST + 2):
+        source = show["pattern"].replace("####", f"{frame:04d}")
+        (folder / f"plate.{frame:04d}.exr").write_bytes(open(source, "rb").read())
+    session(nuke, show, gui=True)
+    grade = nuke.nodes.Grade(multiply=1.0)
+    grade.setInput(0, plate_read(nuke, str(folder / "plate.####.exr"), FIRST, FIRST + 2))
+    group = rvm_node(nuke, show, grade)
+    group["render"].execute()
+    assert nuke.state.messages[-1].startswith("Nuke could not make frame 1002 of the input for the bridge:")
+    assert "plate.1002.exr" in group["info"].value()
+    assert group.node("rvm_input")["disable"].value()  # the internal Write is off again
+
+    (show["root"] / "a_file").write_text("not a folder")
+    group["plates_folder"].setValue(str(show["root"] / "a_file" / "plates"))
+    group["render"].execute()
+    assert nuke.state.messages[-1].startswith("Cannot make the plates folder ")
+    assert group["info"].value() == nuke.state.messages[-1]
+
+
+def test_a_farm_chunk_beyond_one_nodes_range_renders_only_the_nodes_that_need_it(nuke, show, monkeypatch):
+    """Two RVMMattes feed one Write; the second covers 1001-1002 only. A chunk of 1011-1012
+    renders the first node's frames and leaves the second alone instead of failing the task."""
+    session(nuke, show)
+    long = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    short = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 1))
+    switch = nuke.nodes.Switch(which=0)
+    switch.setInput(0, long)
+    switch.setInput(1, short)
+    comp = show["root"] / "comp" / "two_mattes"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+    write.setInput(0, switch)
+    monkeypatch.setenv("RVM_MATTE_FRAMES", "1011-1012")
+    nuke.execute(write, FIRST + 10, FIRST + 11)
+    assert long["info"].value().startswith("frames 1011-1012: 2 made"), long["info"].value()
+    assert short["info"].value().startswith("not rendered yet"), short["info"].value()
+    for frame in (FIRST + 10, FIRST + 11):
+        assert same(comp / f"comp.{frame:04d}.exr", ref(show, "rgba", frame))
+
+
+def test_a_matte_made_from_another_mattes_output_renders_after_it(nuke, show):
+    """RVMMatte A's output, graded, feeds RVMMatte B. A render node's before-render must render
+    A first: B written first would matte A's "re-render needed" output (transparent black)."""
+    rvm_matte = session(nuke, show)
+    first_matte = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    grade = nuke.nodes.Grade(multiply=1.0)
+    grade.setInput(0, first_matte)
+    second_matte = rvm_node(nuke, show, grade)
+    for group in (first_matte, second_matte):
+        group["use_input_range"].setValue(False)
+        group["first"].setValue(FIRST)
+        group["last"].setValue(FIRST + 1)
+    comp = show["root"] / "comp" / "chained"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+    write.setInput(0, second_matte)
+    assert list(rvm_matte.callbacks.upstream_mattes(write)) == [first_matte, second_matte]
+    nuke.execute(write, FIRST, FIRST + 1)  # the stand-in refuses to compute A's stale Constant
+    for group in (first_matte, second_matte):
+        assert rvm_matte.render.is_current(group, FIRST, FIRST + 1), group["info"].value()
+    written = out_folder(show, second_matte) / "input" / f"input.{FIRST:04d}.exr"
+    assert np.array_equal(pixels(str(written))[..., :3],
+                          pixels(str(out_folder(show, first_matte) / f"rgba.{FIRST:04d}.exr"))[..., :3].astype(
+                              pixels(str(written)).dtype))
+
+
+def test_a_read_whose_path_holds_a_tcl_expression_is_written_by_the_node(nuke, show):
+    """`[getenv SHOT]`-style paths are expanded by Nuke, not by the bridge: such a Read is not
+    handed to the bridge as a path."""
+    session(nuke, show)
+    import rvm_matte.upstream
+
+    root = str(show["root"])
+    read = plate_read(nuke, root + "/[string trim plates]/" + os.path.basename(show["pattern"]))
+    group = rvm_node(nuke, show, read)
+    assert rvm_matte.upstream.plain_exr_read(group, FIRST, FIRST + 11) is None
+    assert rvm_matte.upstream.plain_exr_read(rvm_node(nuke, show, plate_read(nuke, show["pattern"])), FIRST,
+                                             FIRST + 11) == show["pattern"]
+
+
+def test_cancel_pressed_after_the_last_frame_keeps_the_finished_matte(nuke, show):
+    rvm_matte = session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 2))
+    group["use_input_range"].setValue(False)
+    group["first"].setValue(FIRST)
+    group["last"].setValue(FIRST + 2)
+    nuke.state.cancel_after = 3  # Cancel lands with the third and last frame
+    group["render"].execute()
+    assert group["info"].value().startswith("frames 1001-1003: 3 made"), group["info"].value()
+    assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0
+
+
+def test_a_reversed_frame_range_and_an_unsaved_script_are_said_plainly(nuke, show):
+    rvm_matte = session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    group["use_input_range"].setValue(False)
+    group["first"].setValue(FIRST + 3)
+    group["last"].setValue(FIRST + 1)
+    with pytest.raises(rvm_matte.render.MatteError, match="first frame 1004 is after its last frame 1002"):
+        rvm_matte.render.render_matte(group)
+
+    nuke.root()["name"].setValue("")  # a new script, never saved
+    group["server"].setValue(free_address())
+    group["start_bridge"].execute()
+    assert nuke.state.messages[-1].startswith("Save the script first")
+    assert rvm_matte.render._local_bridges == []

@@ -98,11 +98,21 @@ def update_ui() -> None:
 
 
 def upstream_mattes(start: Any) -> Iterator[Any]:
+    """The RVMMattes upstream of ``start``, each after every RVMMatte feeding it (a matte made
+    from another matte's output needs that one rendered first)."""
     from .upstream import walk
 
-    for found in walk(start):
-        if found is not start and node.is_rvm_matte(found):
-            yield found
+    ordered: List[Any] = []
+
+    def visit(current: Any, path: Set[int]) -> None:
+        for found in walk(current):
+            if found is not current and node.is_rvm_matte(found) and id(found) not in path:
+                visit(found, path | {id(found)})
+                if all(found is not done for done in ordered):
+                    ordered.append(found)
+
+    visit(start, {id(start)})
+    return iter(ordered)
 
 
 def before_render() -> None:
@@ -114,6 +124,10 @@ def before_render() -> None:
         with guard(group) as entered:
             if not entered:
                 continue  # a render of this node is already running further up the stack
-            first, last = node.parse_frames(os.environ.get(FRAMES_VARIABLE, "")) or node.frame_range(group)
+            node_first, node_last = node.frame_range(group)
+            chunk = node.parse_frames(os.environ.get(FRAMES_VARIABLE, ""))
+            first, last = (max(chunk[0], node_first), min(chunk[1], node_last)) if chunk else (node_first, node_last)
+            if first > last and chunk:
+                continue  # this chunk needs none of this node's frames
             if not is_current(group, first, last):
                 render_matte(group, (first, last))

@@ -100,6 +100,8 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
     if group.input(0) is None:
         fail(group, "Connect a plate to RVMMatte's input, then render.")
     node_first, node_last = node.frame_range(group)
+    if node_first > node_last:
+        fail(group, "The node's first frame %d is after its last frame %d: swap them." % (node_first, node_last))
     first, last = frames or (node_first, node_last)
     if not node_first <= first <= last <= node_last:
         fail(group, "frames %d-%d are outside the node's range %d-%d" % (first, last, node_first, node_last))
@@ -141,7 +143,7 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
             progress.close()
     point_reads(group, out, node_first, node_last)
     made = _made_line(summary, first, last, read_directly)
-    if summary.cancelled:
+    if summary.cancelled and len(summary.results) < last - first + 1:  # Cancel after the last frame: done
         return _cancelled(group, f"cancelled: {made}; complete plates kept, render again to finish")
     _record(group, matte_stamp, first, last, made)
     return made
@@ -158,7 +160,11 @@ def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: 
         keep = False
     else:
         keep = True
-    os.makedirs(folder, exist_ok=True)
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:
+        fail(group, "Cannot make the plates folder %s (%s): set \"plates folder\" to a folder this machine can "
+                    "write, under one of the bridge's roots." % (folder, error.strerror or error))
     write["file"].setValue(pattern.replace(os.sep, "/"))
     write["disable"].setValue(False)
     try:
@@ -167,7 +173,10 @@ def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: 
                 continue
             if progress.step(index, "writing the input, frame %d" % frame):
                 return None
-            nuke.execute(write, frame, frame)
+            try:
+                nuke.execute(write, frame, frame)
+            except RuntimeError as error:  # a missing or unreadable frame upstream, a full disk...
+                fail(group, "Nuke could not make frame %d of the input for the bridge: %s" % (frame, error))
     finally:
         write["disable"].setValue(True)
     return pattern
@@ -297,6 +306,9 @@ def start_bridge_button() -> None:
                        "rvm-bridge serve --root <folder holding your plates>")
         return
     folder = str(group["plates_folder"].value()).strip() or os.path.dirname(str(nuke.root()["name"].value()))
+    if not folder:
+        say("Save the script first (the bridge reads and writes next to it), or set \"plates folder\".")
+        return
     server = client.ServerProcess([folder], address=str(group["server"].value()), python=python)
     try:
         server.start()

@@ -49,6 +49,8 @@ def plain_exr_read(node, first: int, last: int) -> Optional[str]:
     if read is None or read.Class() != "Read":
         return None
     path = str(read["file"].value())
+    if "[" in path:
+        return None  # a TCL expression ([getenv SHOT], [value root.name]...): Nuke expands it, the bridge cannot
     if not path.lower().endswith(".exr") or _on(read, "disable") or _on(read, "premultiplied"):
         return None
     colourspace = str(read["colorspace"].value()).lower() if read.knob("colorspace") is not None else "default"
