@@ -566,3 +566,26 @@ def test_a_reversed_frame_range_and_an_unsaved_script_are_said_plainly(nuke, sho
     group["start_bridge"].execute()
     assert nuke.state.messages[-1].startswith("Save the script first")
     assert rvm_matte.render._local_bridges == []
+
+
+def test_an_input_write_cancelled_after_a_grade_change_never_leaves_old_frames_taken_as_current(nuke, show):
+    """The artist renders, changes the grade, renders again and cancels while the node writes
+    its input, then renders once more: every input frame the bridge mattes is the new grade's,
+    not a frame of the old grade left in the folder from the first render."""
+    session(nuke, show, gui=True)
+    grade = nuke.nodes.Grade(multiply=1.0)
+    grade.setInput(0, plate_read(nuke, show["pattern"], FIRST, FIRST + 3))
+    group = rvm_node(nuke, show, grade)
+    group["render"].execute()
+    written = out_folder(show, group) / "input" / f"input.{FIRST + 3:04d}.exr"
+    old = pixels(str(written))
+
+    nuke.artist_sets(grade["multiply"], 1.25)
+    nuke.state.progress_steps, nuke.state.cancel_after = 0, 2
+    group["render"].execute()  # Cancel while the input's second frame is written
+    assert group["info"].value().startswith("cancelled while writing the input")
+    nuke.state.cancel_after = None
+    group["render"].execute()
+    assert group["info"].value().startswith("frames 1001-1004: 4 made"), group["info"].value()
+    new = pixels(str(written))
+    assert np.allclose(new[..., :3], old[..., :3] * 1.25, rtol=2e-3, atol=1e-4)

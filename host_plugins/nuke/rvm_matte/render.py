@@ -155,16 +155,20 @@ def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: 
     write = node.inner(group, "rvm_input")
     pattern = os.path.join(folder, "input.####.exr")
     input_stamp = upstream.stamp(group, [], first, first)
-    if str(group["input_stamp"].value()) != input_stamp:
-        group["input_stamp"].setValue(input_stamp)
-        keep = False
-    else:
-        keep = True
+    keep = str(group["input_stamp"].value()) == input_stamp
     try:
         os.makedirs(folder, exist_ok=True)
+        if not keep:
+            # Frames of an earlier input go before the new stamp is kept: a write cancelled or
+            # failing half-way must not leave old frames that a later render takes as current.
+            for name in os.listdir(folder):
+                if name.startswith("input.") and name.endswith(".exr"):
+                    os.remove(os.path.join(folder, name))
     except OSError as error:
         fail(group, "Cannot make the plates folder %s (%s): set \"plates folder\" to a folder this machine can "
                     "write, under one of the bridge's roots." % (folder, error.strerror or error))
+    if not keep:
+        group["input_stamp"].setValue(input_stamp)
     write["file"].setValue(pattern.replace(os.sep, "/"))
     write["disable"].setValue(False)
     try:
