@@ -204,6 +204,8 @@ def test_a_missing_server_is_said_with_the_command_that_starts_one(nuke, show):
     said = nuke.state.messages[-1]
     assert said.startswith(f"No bridge answers at {address}. Start one on the machine with the GPU:")
     assert f"rvm-bridge serve --address {address} --root " in said
+    # The root to start it with is the plates folder, not this one clip's folder inside it.
+    assert f"--root {show['root'] / 'comp' / 'rvm_matte'}\n" in said
     assert "start a local bridge" in said  # the installer recorded this machine's bridge
     assert group["info"].value() == said
 

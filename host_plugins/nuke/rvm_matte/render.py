@@ -137,7 +137,7 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
             shot_start=node_first if first > node_first else None, progress=on_frame, cancel=cancel,
             timeout=timeout, name=f"Nuke RVMMatte {group.name()}")
     except client.BridgeError as error:
-        fail(group, messages.explain(error, client, address, out, _roots(client, address, error)))
+        fail(group, messages.explain(error, client, address, os.path.dirname(out), _roots(client, address, error)))
     finally:
         if progress is not None:
             progress.close()
