@@ -591,3 +591,23 @@ def test_an_input_write_cancelled_after_a_grade_change_never_leaves_old_frames_t
     assert group["info"].value().startswith("frames 1001-1004: 4 made"), group["info"].value()
     new = pixels(str(written))
     assert np.allclose(new[..., :3], old[..., :3] * 1.25, rtol=2e-3, atol=1e-4)
+
+
+def test_a_farm_frames_variable_that_cannot_be_read_fails_the_task_instead_of_rendering_the_whole_range(
+        nuke, show, monkeypatch):
+    """A TD writes RVM_MATTE_FRAMES=1009:1012 in the job: falling back to the whole range would
+    have every chunk render the same clip into the same folder at once."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    comp = show["root"] / "comp" / "bad_chunk"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+    write.setInput(0, group)
+    monkeypatch.setenv("RVM_MATTE_FRAMES", "1009:1012")
+    with pytest.raises(rvm_matte.render.MatteError, match="RVM_MATTE_FRAMES='1009:1012' should look like 1009-1012"):
+        nuke.execute(write, FIRST + 8, FIRST + 11)
+    assert not out_folder(show, group).exists()
+    plain = nuke.nodes.Write(file=str(comp / "plain.####.exr"), channels="rgb")  # no RVMMatte above it:
+    plain.setInput(0, plate_read(nuke, show["pattern"]))  # the variable is none of its business
+    nuke.execute(plain, FIRST + 8, FIRST + 8)
+    assert (comp / f"plain.{FIRST + 8:04d}.exr").exists()

@@ -117,15 +117,20 @@ def upstream_mattes(start: Any) -> Iterator[Any]:
 
 def before_render() -> None:
     """Render, once, each stale RVMMatte feeding the Write that Nuke is about to render."""
-    from .render import is_current, render_matte
+    from .render import MatteError, is_current, render_matte
 
     write = nuke.thisNode()
-    for group in list(upstream_mattes(write)):
+    mattes = list(upstream_mattes(write))
+    variable = os.environ.get(FRAMES_VARIABLE, "").strip()
+    if mattes and variable and node.parse_frames(variable) is None:
+        # Never fall back to the whole range: every chunk would render the same clip at once.
+        raise MatteError("%s=%r should look like 1009-1012 (this farm task's frames)" % (FRAMES_VARIABLE, variable))
+    for group in mattes:
         with guard(group) as entered:
             if not entered:
                 continue  # a render of this node is already running further up the stack
             node_first, node_last = node.frame_range(group)
-            chunk = node.parse_frames(os.environ.get(FRAMES_VARIABLE, ""))
+            chunk = node.parse_frames(variable)
             first, last = (max(chunk[0], node_first), min(chunk[1], node_last)) if chunk else (node_first, node_last)
             if first > last and chunk:
                 continue  # this chunk needs none of this node's frames
