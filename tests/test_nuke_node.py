@@ -611,3 +611,20 @@ def test_a_farm_frames_variable_that_cannot_be_read_fails_the_task_instead_of_re
     plain.setInput(0, plate_read(nuke, show["pattern"]))  # the variable is none of its business
     nuke.execute(plain, FIRST + 8, FIRST + 8)
     assert (comp / f"plain.{FIRST + 8:04d}.exr").exists()
+
+
+def test_a_disabled_rvm_matte_is_not_rendered_by_a_render_node(nuke, show):
+    """The artist disables RVMMatte (it passes its input through): a render of the comp must not
+    need a bridge for it, nor fail the farm task when none answers."""
+    session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    group["server"].setValue(free_address())
+    group["timeout"].setValue(1)
+    group["disable"].setValue(True)
+    comp = show["root"] / "comp" / "disabled"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgb")
+    write.setInput(0, group)
+    nuke.execute(write, FIRST, FIRST)
+    assert same(comp / f"comp.{FIRST:04d}.exr", show["pattern"].replace("####", f"{FIRST:04d}"))
+    assert group["info"].value().startswith("not rendered yet")

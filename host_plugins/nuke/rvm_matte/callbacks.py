@@ -126,6 +126,8 @@ def before_render() -> None:
         # Never fall back to the whole range: every chunk would render the same clip at once.
         raise MatteError("%s=%r should look like 1009-1012 (this farm task's frames)" % (FRAMES_VARIABLE, variable))
     for group in mattes:
+        if group["disable"].value():
+            continue  # a disabled RVMMatte passes its input through: no matte is needed
         with guard(group) as entered:
             if not entered:
                 continue  # a render of this node is already running further up the stack
