@@ -185,3 +185,12 @@ def test_a_studio_zmq_that_cannot_load_its_library_gives_way_to_the_vendored_one
     assert done.returncode == 0, done.stderr
     where, module = done.stdout.split()
     assert where.startswith(os.path.join(plugin, "wheels")) and module.startswith(where)
+
+
+def test_a_renamed_copy_of_a_wheel_folder_does_not_stop_nukes_start_up(plugin, tmp_path):
+    """A TD keeps a backup as wheels/<platform>/abi3-cp312.old: the picker skips it instead of
+    raising ValueError in init.py."""
+    wheels = tmp_path / "wheels"
+    shutil.copytree(os.path.join(plugin, "wheels"), wheels)
+    shutil.copytree(wheels / platform_name() / "abi3-cp312", wheels / platform_name() / "abi3-cp312.old")
+    assert abi_folder(str(wheels), (3, 13)) == str(wheels / platform_name() / "abi3-cp312")
