@@ -628,3 +628,21 @@ def test_a_disabled_rvm_matte_is_not_rendered_by_a_render_node(nuke, show):
     nuke.execute(write, FIRST, FIRST)
     assert same(comp / f"comp.{FIRST:04d}.exr", show["pattern"].replace("####", f"{FIRST:04d}"))
     assert group["info"].value().startswith("not rendered yet")
+
+
+def test_a_script_saved_as_a_new_version_elsewhere_never_shows_a_matte_with_missing_plates(nuke, show):
+    """The plates go next to the saved script by default. The artist renders, saves the script
+    as v2 in another folder and re-renders a few frames: the node must not call a matte current
+    whose plates are split over two folders (its Reads would find frames missing)."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 3))
+    rvm_matte.render.render_matte(group)
+    (show["root"] / "comp_v2").mkdir()
+    nuke.scriptSave(str(show["root"] / "comp_v2" / "sh010_v2.nk"))
+    assert not rvm_matte.render.is_current(group, FIRST, FIRST + 3)  # its plates folder is another now
+    rvm_matte.render.render_matte(group, (FIRST + 2, FIRST + 3))
+    assert not rvm_matte.render.is_current(group, FIRST, FIRST + 3)
+    rvm_matte.render.render_matte(group)
+    assert rvm_matte.render.is_current(group, FIRST, FIRST + 3)
+    for frame in range(FIRST, FIRST + 4):
+        group._image(frame)  # every plate the node shows is there

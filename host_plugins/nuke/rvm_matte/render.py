@@ -56,13 +56,10 @@ def render_button() -> None:
 
 
 def plates_folder(group: nuke.Node) -> str:
-    folder = str(group["plates_folder"].value()).strip()
-    if folder:
-        return folder
-    script = str(nuke.root()["name"].value())
-    if not script:
+    folder = node.plates_folder(group)
+    if not folder:
         fail(group, "Save the script first (plates go next to it, in rvm_matte/), or set \"plates folder\".")
-    return os.path.join(os.path.dirname(script), "rvm_matte")
+    return folder
 
 
 def clip_settings(group: nuke.Node) -> Dict[str, Any]:
