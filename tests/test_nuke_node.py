@@ -646,3 +646,22 @@ def test_a_script_saved_as_a_new_version_elsewhere_never_shows_a_matte_with_miss
     assert rvm_matte.render.is_current(group, FIRST, FIRST + 3)
     for frame in range(FIRST, FIRST + 4):
         group._image(frame)  # every plate the node shows is there
+
+
+def test_start_a_local_bridge_with_a_plates_folder_not_made_yet_makes_it(nuke, show, tmp_path):
+    """The artist sets a new plates folder, then presses "Start a local bridge": the bridge's root
+    must exist, so the node makes the folder rather than report the server's refusal."""
+    import rvm_matte.render
+
+    session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    folder = tmp_path / "new plates"
+    group["plates_folder"].setValue(str(folder))
+    group["server"].setValue(free_address())
+    group["start_bridge"].execute()
+    try:
+        assert nuke.state.messages[-1].startswith("A bridge runs at "), nuke.state.messages[-1]
+        assert folder.is_dir()
+    finally:
+        while rvm_matte.render._local_bridges:
+            assert rvm_matte.render._local_bridges.pop().stop() == 0

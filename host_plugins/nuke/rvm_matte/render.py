@@ -310,6 +310,11 @@ def start_bridge_button() -> None:
     if not folder:
         say("Save the script first (the bridge reads and writes next to it), or set \"plates folder\".")
         return
+    try:
+        os.makedirs(folder, exist_ok=True)  # a plates folder not made yet: the bridge needs its root to exist
+    except OSError as error:
+        say(f"The local bridge did not start: cannot make {folder} ({error.strerror or error})")
+        return
     server = client.ServerProcess([folder], address=str(group["server"].value()), python=python)
     try:
         server.start()
