@@ -665,3 +665,43 @@ def test_start_a_local_bridge_with_a_plates_folder_not_made_yet_makes_it(nuke, s
     finally:
         while rvm_matte.render._local_bridges:
             assert rvm_matte.render._local_bridges.pop().stop() == 0
+
+
+class _NewPythonObject:
+    """What Nuke's ``Node.input(i)`` returns: a new Python object for the node at each call."""
+
+    def __init__(self, node):
+        self._node = node
+
+    def __getattr__(self, name):
+        return getattr(self._node, name)
+
+    def __getitem__(self, name):
+        return self._node[name]
+
+
+def test_a_changed_read_far_upstream_makes_the_matte_stale_with_nukes_throwaway_node_objects(nuke, show,
+                                                                                             monkeypatch):
+    """Nuke gives a new Python object for a node at each input() call; one freed can leave its
+    id() to the next. Told apart by id(), the upstream walk skipped nodes (here the Read and the
+    Grades nearest it), and a new plate file left the matte 'current'."""
+    session(nuke, show)
+    import rvm_matte.node
+    import rvm_matte.upstream
+
+    read = plate_read(nuke, show["pattern"])
+    below = read
+    for _ in range(5):
+        grade = nuke.nodes.Grade(multiply=1.0)
+        grade.setInput(0, below)
+        below = grade
+    group = rvm_node(nuke, show, below)
+    real_input = nuke.Node.input
+    monkeypatch.setattr(nuke.Node, "input", lambda node, index: (
+        None if real_input(node, index) is None else _NewPythonObject(real_input(node, index))))
+    walked = sorted(found.name() for found in rvm_matte.upstream.walk(group))
+    assert walked == ["Grade1", "Grade2", "Grade3", "Grade4", "Grade5", "RVMMatte1", "Read1"]
+    settings = rvm_matte.node.settings_items(group)
+    before = rvm_matte.upstream.stamp(group, settings, FIRST, FIRST + 11)
+    nuke.artist_sets(read["file"], show["pattern"].replace("plate.", "plate_v2."))
+    assert rvm_matte.upstream.stamp(group, settings, FIRST, FIRST + 11) != before

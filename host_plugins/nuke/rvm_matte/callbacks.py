@@ -102,16 +102,17 @@ def upstream_mattes(start: Any) -> Iterator[Any]:
     from another matte's output needs that one rendered first)."""
     from .upstream import walk
 
-    ordered: List[Any] = []
+    ordered: List[Any] = []  # nodes are told apart by full name (Nuke's Python objects are not kept)
 
-    def visit(current: Any, path: Set[int]) -> None:
+    def visit(current: Any, path: Set[str]) -> None:
         for found in walk(current):
-            if found is not current and node.is_rvm_matte(found) and id(found) not in path:
-                visit(found, path | {id(found)})
-                if all(found is not done for done in ordered):
+            name = found.fullName()
+            if name not in path and node.is_rvm_matte(found):
+                visit(found, path | {name})
+                if all(done.fullName() != name for done in ordered):
                     ordered.append(found)
 
-    visit(start, {id(start)})
+    visit(start, {start.fullName()})
     return iter(ordered)
 
 

@@ -20,14 +20,16 @@ _PLAIN_COLOURSPACES = ("linear", "scene_linear", "default", "default (linear)", 
 
 
 def walk(node) -> Iterator:
-    """Every node upstream of ``node`` (itself first), each once; Dots included."""
+    """Every node upstream of ``node`` (itself first), each once; Dots included. Nodes are told
+    apart by full name: Nuke hands out a new Python object for a node at each ``input()``, and
+    an ``id()`` of one freed may come back for another node (which would then be skipped)."""
     seen = set()
     stack = [node]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
+        if current is None or current.fullName() in seen:
             continue
-        seen.add(id(current))
+        seen.add(current.fullName())
         yield current
         for index in range(current.inputs() - 1, -1, -1):
             stack.append(current.input(index))
