@@ -705,3 +705,27 @@ def test_a_changed_read_far_upstream_makes_the_matte_stale_with_nukes_throwaway_
     before = rvm_matte.upstream.stamp(group, settings, FIRST, FIRST + 11)
     nuke.artist_sets(read["file"], show["pattern"].replace("plate.", "plate_v2."))
     assert rvm_matte.upstream.stamp(group, settings, FIRST, FIRST + 11) != before
+
+
+def test_a_studio_write_gizmo_renders_the_rvm_matte_above_it(nuke, show):
+    """Pipelines render through write gizmos: a Group around an Input and a Write. The
+    before-render fires for the inner Write; the RVMMatte above the gizmo must still be found
+    (through the gizmo's Input) and rendered, not left 're-render needed' (transparent black)."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 1))
+    comp = show["root"] / "comp" / "gizmo"
+    comp.mkdir(parents=True, exist_ok=True)
+    gizmo = nuke.nodes.Group(name="StudioWrite1")
+    gizmo.begin()
+    try:
+        inner_write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+        inner_write.setInput(0, nuke.nodes.Input())
+        nuke.nodes.Output().setInput(0, inner_write)
+    finally:
+        gizmo.end()
+    gizmo.setInput(0, group)
+    assert list(rvm_matte.callbacks.upstream_mattes(inner_write)) == [group]
+    nuke.execute(inner_write, FIRST, FIRST + 1)
+    assert rvm_matte.render.is_current(group, FIRST, FIRST + 1), group["info"].value()
+    for frame in (FIRST, FIRST + 1):
+        assert same(comp / f"comp.{frame:04d}.exr", ref(show, "rgba", frame))

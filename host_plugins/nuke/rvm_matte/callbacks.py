@@ -107,6 +107,11 @@ def upstream_mattes(start: Any) -> Iterator[Any]:
     def visit(current: Any, path: Set[str]) -> None:
         for found in walk(current):
             name = found.fullName()
+            outside = _group_input(found)
+            if outside is not None and outside.fullName() not in path:
+                visit(outside, path | {outside.fullName()})  # a Write inside a studio's write gizmo
+                if node.is_rvm_matte(outside) and all(done.fullName() != outside.fullName() for done in ordered):
+                    ordered.append(outside)
             if name not in path and node.is_rvm_matte(found):
                 visit(found, path | {name})
                 if all(done.fullName() != name for done in ordered):
@@ -114,6 +119,23 @@ def upstream_mattes(start: Any) -> Iterator[Any]:
 
     visit(start, {start.fullName()})
     return iter(ordered)
+
+
+def _group_input(found: Any) -> Any:
+    """For an Input node inside a Group (a studio's write gizmo: a Group around a Write), the node
+    feeding that Group's input; else None. Not for RVMMatte's own internal Input."""
+    name = found.fullName()
+    if found.Class() != "Input" or "." not in name:
+        return None
+    root = nuke.root()
+    root.begin()
+    try:
+        group = nuke.toNode(name.rsplit(".", 1)[0])
+    finally:
+        root.end()
+    if group is None or node.is_rvm_matte(group):
+        return None
+    return group.input(int(found["number"].value()))
 
 
 def before_render() -> None:
