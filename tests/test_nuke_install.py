@@ -99,3 +99,81 @@ def test_an_offline_install_without_the_wheel_a_nuke_needs_says_which_and_how_to
 def test_wheel_names_map_to_abi_folders():
     assert abi_name("pyzmq-26.2.1-cp37-cp37m-manylinux_2_12_x86_64.manylinux2010_x86_64.whl") == "cp37"
     assert abi_name("pyzmq-27.1.0-cp312-abi3-win_amd64.whl") == "abi3-cp312"
+
+
+def test_installing_into_a_folder_with_a_studios_own_init_py_refuses_and_changes_nothing(tmp_path, pyzmq_wheels,
+                                                                                         capsys):
+    """A TD points the installer at ~/.nuke (or the studio's plug-in folder): its init.py and
+    menu.py hold the studio's start-up code and must not be replaced by RVMMatte's."""
+    dotnuke = tmp_path / ".nuke"
+    dotnuke.mkdir()
+    (dotnuke / "init.py").write_text("nuke.pluginAddPath('/studio/tools')\n")
+    (dotnuke / "menu.py").write_text("# studio menus\n")
+    code = main(["install", "nuke", str(dotnuke), "--nuke", "16", "--wheels", pyzmq_wheels])
+    assert code == 1
+    said = capsys.readouterr().err
+    assert "init.py is not RVMMatte's" in said and os.path.join(str(dotnuke), "rvm_matte") in said
+    assert (dotnuke / "init.py").read_text() == "nuke.pluginAddPath('/studio/tools')\n"
+    assert sorted(os.listdir(dotnuke)) == ["init.py", "menu.py"]  # nothing laid out beside them
+
+    # A folder RVMMatte's own install made is upgraded in place: a second install goes through.
+    plugin = tmp_path / "rvm_matte"
+    assert main(["install", "nuke", str(plugin), "--nuke", "16", "--wheels", pyzmq_wheels]) == 0
+    assert main(["install", "nuke", str(plugin), "--nuke", "16", "--wheels", pyzmq_wheels]) == 0
+
+
+def test_a_destination_that_is_a_file_is_said_not_thrown(tmp_path, pyzmq_wheels, capsys):
+    target = tmp_path / "rvm_matte"
+    target.write_text("not a folder")
+    assert main(["install", "nuke", str(target), "--nuke", "16", "--wheels", pyzmq_wheels]) == 1
+    assert "is a file: name a folder" in capsys.readouterr().err
+    below = target / "sub"
+    assert main(["install", "nuke", str(below), "--nuke", "16", "--wheels", pyzmq_wheels]) == 1
+    assert f"cannot write the plug-in folder {below}" in capsys.readouterr().err
+
+
+def test_a_bad_wheel_in_an_upgrade_leaves_the_working_pyzmq_in_place(tmp_path, pyzmq_wheels):
+    """Re-installing with a wheel that tries to write outside its folder (zip-slip) or is not a
+    zip at all is refused before the earlier, working pyzmq folder is touched."""
+    import zipfile
+
+    from bridge_server.install.vendor import unpack_wheel
+
+    plugin = tmp_path / "plugin"
+    nuke_install.install_nuke(str(plugin), [16], [platform_name()], wheel_source=pyzmq_wheels)
+    folder = os.path.join(str(plugin), "wheels", platform_name(), "cp311")
+    slip = tmp_path / "pyzmq-27.1.0-cp311-cp311-manylinux_2_28_x86_64.whl"
+    with zipfile.ZipFile(slip, "w") as archive:
+        archive.writestr("zmq/__init__.py", "")
+        archive.writestr("../../../../evil.py", "print('pwned')")
+    broken = tmp_path / "pyzmq-27.1.0-cp311-cp311-win_amd64.whl"
+    broken.write_bytes(b"not a zip")
+    for wheel, said in ((slip, "holds a path outside its folder"), (broken, "is not a readable wheel")):
+        with pytest.raises(WheelError, match=said):
+            unpack_wheel(str(wheel), folder)
+        assert os.path.isfile(os.path.join(folder, "zmq", "__init__.py"))
+    assert not os.path.exists(os.path.join(str(plugin), "evil.py")) and not (tmp_path / "evil.py").exists()
+
+
+def test_a_studio_zmq_that_cannot_load_its_library_gives_way_to_the_vendored_one(plugin, tmp_path):
+    """A zmq on the host's path whose import fails with something other than ImportError (its
+    libzmq missing: OSError) must not stop init.py: the vendored pyzmq is used instead."""
+    broken = tmp_path / "studio_site" / "zmq"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise OSError('libzmq.so.5: cannot open shared object file')\n")
+    code = ("import sys; sys.path.insert(0, sys.argv[3]); sys.path.insert(0, sys.argv[1]); "
+            "import rvm_bridge_paths as p; where = p.add_zmq(sys.argv[2]); import zmq; print(where); print(zmq.__file__)")
+    done = subprocess.run([sys.executable, "-c", code, os.path.join(plugin, "python"), os.path.join(plugin, "wheels"),
+                           str(tmp_path / "studio_site")], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    where, module = done.stdout.split()
+    assert where.startswith(os.path.join(plugin, "wheels")) and module.startswith(where)
+
+
+def test_a_renamed_copy_of_a_wheel_folder_does_not_stop_nukes_start_up(plugin, tmp_path):
+    """A TD keeps a backup as wheels/<platform>/abi3-cp312.old: the picker skips it instead of
+    raising ValueError in init.py."""
+    wheels = tmp_path / "wheels"
+    shutil.copytree(os.path.join(plugin, "wheels"), wheels)
+    shutil.copytree(wheels / platform_name() / "abi3-cp312", wheels / platform_name() / "abi3-cp312.old")
+    assert abi_folder(str(wheels), (3, 13)) == str(wheels / platform_name() / "abi3-cp312")

@@ -204,6 +204,8 @@ def test_a_missing_server_is_said_with_the_command_that_starts_one(nuke, show):
     said = nuke.state.messages[-1]
     assert said.startswith(f"No bridge answers at {address}. Start one on the machine with the GPU:")
     assert f"rvm-bridge serve --address {address} --root " in said
+    # The root to start it with is the plates folder, not this one clip's folder inside it.
+    assert f"--root {show['root'] / 'comp' / 'rvm_matte'}\n" in said
     assert "start a local bridge" in said  # the installer recorded this machine's bridge
     assert group["info"].value() == said
 
@@ -453,3 +455,277 @@ def test_menu_py_puts_rvm_matte_in_the_toolbar_and_its_command_makes_the_node(nu
     assert made is not None and made.input(0) is read  # under the selected plate, as Tab would
     assert made["server"].value() == "tcp://127.0.0.1:5701" and made["downsample_ratio"].value() == "auto"
     assert made["info"].value().startswith("not rendered yet")
+
+
+def test_a_missing_frame_upstream_or_an_unwritable_plates_folder_is_said_on_the_node(nuke, show):
+    """A graded Read with a hole in its sequence, and a plates folder that cannot be made: the
+    artist gets a message box and the node says why, not a Python traceback."""
+    folder = show["root"] / "holes"
+    folder.mkdir()
+    for frame in (FIRST, FIRST + 2):
+        source = show["pattern"].replace("####", f"{frame:04d}")
+        (folder / f"plate.{frame:04d}.exr").write_bytes(open(source, "rb").read())
+    session(nuke, show, gui=True)
+    grade = nuke.nodes.Grade(multiply=1.0)
+    grade.setInput(0, plate_read(nuke, str(folder / "plate.####.exr"), FIRST, FIRST + 2))
+    group = rvm_node(nuke, show, grade)
+    group["render"].execute()
+    assert nuke.state.messages[-1].startswith("Nuke could not make frame 1002 of the input for the bridge:")
+    assert "plate.1002.exr" in group["info"].value()
+    assert group.node("rvm_input")["disable"].value()  # the internal Write is off again
+
+    (show["root"] / "a_file").write_text("not a folder")
+    group["plates_folder"].setValue(str(show["root"] / "a_file" / "plates"))
+    group["render"].execute()
+    assert nuke.state.messages[-1].startswith("Cannot make the plates folder ")
+    assert group["info"].value() == nuke.state.messages[-1]
+
+
+def test_a_farm_chunk_beyond_one_nodes_range_renders_only_the_nodes_that_need_it(nuke, show, monkeypatch):
+    """Two RVMMattes feed one Write; the second covers 1001-1002 only. A chunk of 1011-1012
+    renders the first node's frames and leaves the second alone instead of failing the task."""
+    session(nuke, show)
+    long = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    short = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 1))
+    switch = nuke.nodes.Switch(which=0)
+    switch.setInput(0, long)
+    switch.setInput(1, short)
+    comp = show["root"] / "comp" / "two_mattes"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+    write.setInput(0, switch)
+    monkeypatch.setenv("RVM_MATTE_FRAMES", "1011-1012")
+    nuke.execute(write, FIRST + 10, FIRST + 11)
+    assert long["info"].value().startswith("frames 1011-1012: 2 made"), long["info"].value()
+    assert short["info"].value().startswith("not rendered yet"), short["info"].value()
+    for frame in (FIRST + 10, FIRST + 11):
+        assert same(comp / f"comp.{frame:04d}.exr", ref(show, "rgba", frame))
+
+
+def test_a_matte_made_from_another_mattes_output_renders_after_it(nuke, show):
+    """RVMMatte A's output, graded, feeds RVMMatte B. A render node's before-render must render
+    A first: B written first would matte A's "re-render needed" output (transparent black)."""
+    rvm_matte = session(nuke, show)
+    first_matte = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    grade = nuke.nodes.Grade(multiply=1.0)
+    grade.setInput(0, first_matte)
+    second_matte = rvm_node(nuke, show, grade)
+    for group in (first_matte, second_matte):
+        group["use_input_range"].setValue(False)
+        group["first"].setValue(FIRST)
+        group["last"].setValue(FIRST + 1)
+    comp = show["root"] / "comp" / "chained"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+    write.setInput(0, second_matte)
+    assert list(rvm_matte.callbacks.upstream_mattes(write)) == [first_matte, second_matte]
+    nuke.execute(write, FIRST, FIRST + 1)  # the stand-in refuses to compute A's stale Constant
+    for group in (first_matte, second_matte):
+        assert rvm_matte.render.is_current(group, FIRST, FIRST + 1), group["info"].value()
+    written = out_folder(show, second_matte) / "input" / f"input.{FIRST:04d}.exr"
+    assert np.array_equal(pixels(str(written))[..., :3],
+                          pixels(str(out_folder(show, first_matte) / f"rgba.{FIRST:04d}.exr"))[..., :3].astype(
+                              pixels(str(written)).dtype))
+
+
+def test_a_read_whose_path_holds_a_tcl_expression_is_written_by_the_node(nuke, show):
+    """`[getenv SHOT]`-style paths are expanded by Nuke, not by the bridge: such a Read is not
+    handed to the bridge as a path."""
+    session(nuke, show)
+    import rvm_matte.upstream
+
+    root = str(show["root"])
+    read = plate_read(nuke, root + "/[string trim plates]/" + os.path.basename(show["pattern"]))
+    group = rvm_node(nuke, show, read)
+    assert rvm_matte.upstream.plain_exr_read(group, FIRST, FIRST + 11) is None
+    assert rvm_matte.upstream.plain_exr_read(rvm_node(nuke, show, plate_read(nuke, show["pattern"])), FIRST,
+                                             FIRST + 11) == show["pattern"]
+
+
+def test_cancel_pressed_after_the_last_frame_keeps_the_finished_matte(nuke, show):
+    rvm_matte = session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 2))
+    group["use_input_range"].setValue(False)
+    group["first"].setValue(FIRST)
+    group["last"].setValue(FIRST + 2)
+    nuke.state.cancel_after = 3  # Cancel lands with the third and last frame
+    group["render"].execute()
+    assert group["info"].value().startswith("frames 1001-1003: 3 made"), group["info"].value()
+    assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0
+
+
+def test_a_reversed_frame_range_and_an_unsaved_script_are_said_plainly(nuke, show):
+    rvm_matte = session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    group["use_input_range"].setValue(False)
+    group["first"].setValue(FIRST + 3)
+    group["last"].setValue(FIRST + 1)
+    with pytest.raises(rvm_matte.render.MatteError, match="first frame 1004 is after its last frame 1002"):
+        rvm_matte.render.render_matte(group)
+
+    nuke.root()["name"].setValue("")  # a new script, never saved
+    group["server"].setValue(free_address())
+    group["start_bridge"].execute()
+    assert nuke.state.messages[-1].startswith("Save the script first")
+    assert rvm_matte.render._local_bridges == []
+
+
+def test_an_input_write_cancelled_after_a_grade_change_never_leaves_old_frames_taken_as_current(nuke, show):
+    """The artist renders, changes the grade, renders again and cancels while the node writes
+    its input, then renders once more: every input frame the bridge mattes is the new grade's,
+    not a frame of the old grade left in the folder from the first render."""
+    session(nuke, show, gui=True)
+    grade = nuke.nodes.Grade(multiply=1.0)
+    grade.setInput(0, plate_read(nuke, show["pattern"], FIRST, FIRST + 3))
+    group = rvm_node(nuke, show, grade)
+    group["render"].execute()
+    written = out_folder(show, group) / "input" / f"input.{FIRST + 3:04d}.exr"
+    old = pixels(str(written))
+
+    nuke.artist_sets(grade["multiply"], 1.25)
+    nuke.state.progress_steps, nuke.state.cancel_after = 0, 2
+    group["render"].execute()  # Cancel while the input's second frame is written
+    assert group["info"].value().startswith("cancelled while writing the input")
+    nuke.state.cancel_after = None
+    group["render"].execute()
+    assert group["info"].value().startswith("frames 1001-1004: 4 made"), group["info"].value()
+    new = pixels(str(written))
+    assert np.allclose(new[..., :3], old[..., :3] * 1.25, rtol=2e-3, atol=1e-4)
+
+
+def test_a_farm_frames_variable_that_cannot_be_read_fails_the_task_instead_of_rendering_the_whole_range(
+        nuke, show, monkeypatch):
+    """A TD writes RVM_MATTE_FRAMES=1009:1012 in the job: falling back to the whole range would
+    have every chunk render the same clip into the same folder at once."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    comp = show["root"] / "comp" / "bad_chunk"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+    write.setInput(0, group)
+    monkeypatch.setenv("RVM_MATTE_FRAMES", "1009:1012")
+    with pytest.raises(rvm_matte.render.MatteError, match="RVM_MATTE_FRAMES='1009:1012' should look like 1009-1012"):
+        nuke.execute(write, FIRST + 8, FIRST + 11)
+    assert not out_folder(show, group).exists()
+    plain = nuke.nodes.Write(file=str(comp / "plain.####.exr"), channels="rgb")  # no RVMMatte above it:
+    plain.setInput(0, plate_read(nuke, show["pattern"]))  # the variable is none of its business
+    nuke.execute(plain, FIRST + 8, FIRST + 8)
+    assert (comp / f"plain.{FIRST + 8:04d}.exr").exists()
+
+
+def test_a_disabled_rvm_matte_is_not_rendered_by_a_render_node(nuke, show):
+    """The artist disables RVMMatte (it passes its input through): a render of the comp must not
+    need a bridge for it, nor fail the farm task when none answers."""
+    session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    group["server"].setValue(free_address())
+    group["timeout"].setValue(1)
+    group["disable"].setValue(True)
+    comp = show["root"] / "comp" / "disabled"
+    comp.mkdir(parents=True, exist_ok=True)
+    write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgb")
+    write.setInput(0, group)
+    nuke.execute(write, FIRST, FIRST)
+    assert same(comp / f"comp.{FIRST:04d}.exr", show["pattern"].replace("####", f"{FIRST:04d}"))
+    assert group["info"].value().startswith("not rendered yet")
+
+
+def test_a_script_saved_as_a_new_version_elsewhere_never_shows_a_matte_with_missing_plates(nuke, show):
+    """The plates go next to the saved script by default. The artist renders, saves the script
+    as v2 in another folder and re-renders a few frames: the node must not call a matte current
+    whose plates are split over two folders (its Reads would find frames missing)."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 3))
+    rvm_matte.render.render_matte(group)
+    (show["root"] / "comp_v2").mkdir()
+    nuke.scriptSave(str(show["root"] / "comp_v2" / "sh010_v2.nk"))
+    assert not rvm_matte.render.is_current(group, FIRST, FIRST + 3)  # its plates folder is another now
+    rvm_matte.render.render_matte(group, (FIRST + 2, FIRST + 3))
+    assert not rvm_matte.render.is_current(group, FIRST, FIRST + 3)
+    rvm_matte.render.render_matte(group)
+    assert rvm_matte.render.is_current(group, FIRST, FIRST + 3)
+    for frame in range(FIRST, FIRST + 4):
+        group._image(frame)  # every plate the node shows is there
+
+
+def test_start_a_local_bridge_with_a_plates_folder_not_made_yet_makes_it(nuke, show, tmp_path):
+    """The artist sets a new plates folder, then presses "Start a local bridge": the bridge's root
+    must exist, so the node makes the folder rather than report the server's refusal."""
+    import rvm_matte.render
+
+    session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    folder = tmp_path / "new plates"
+    group["plates_folder"].setValue(str(folder))
+    group["server"].setValue(free_address())
+    group["start_bridge"].execute()
+    try:
+        assert nuke.state.messages[-1].startswith("A bridge runs at "), nuke.state.messages[-1]
+        assert folder.is_dir()
+    finally:
+        while rvm_matte.render._local_bridges:
+            assert rvm_matte.render._local_bridges.pop().stop() == 0
+
+
+class _NewPythonObject:
+    """What Nuke's ``Node.input(i)`` returns: a new Python object for the node at each call."""
+
+    def __init__(self, node):
+        self._node = node
+
+    def __getattr__(self, name):
+        return getattr(self._node, name)
+
+    def __getitem__(self, name):
+        return self._node[name]
+
+
+def test_a_changed_read_far_upstream_makes_the_matte_stale_with_nukes_throwaway_node_objects(nuke, show,
+                                                                                             monkeypatch):
+    """Nuke gives a new Python object for a node at each input() call; one freed can leave its
+    id() to the next. Told apart by id(), the upstream walk skipped nodes (here the Read and the
+    Grades nearest it), and a new plate file left the matte 'current'."""
+    session(nuke, show)
+    import rvm_matte.node
+    import rvm_matte.upstream
+
+    read = plate_read(nuke, show["pattern"])
+    below = read
+    for _ in range(5):
+        grade = nuke.nodes.Grade(multiply=1.0)
+        grade.setInput(0, below)
+        below = grade
+    group = rvm_node(nuke, show, below)
+    real_input = nuke.Node.input
+    monkeypatch.setattr(nuke.Node, "input", lambda node, index: (
+        None if real_input(node, index) is None else _NewPythonObject(real_input(node, index))))
+    walked = sorted(found.name() for found in rvm_matte.upstream.walk(group))
+    assert walked == ["Grade1", "Grade2", "Grade3", "Grade4", "Grade5", "RVMMatte1", "Read1"]
+    settings = rvm_matte.node.settings_items(group)
+    before = rvm_matte.upstream.stamp(group, settings, FIRST, FIRST + 11)
+    nuke.artist_sets(read["file"], show["pattern"].replace("plate.", "plate_v2."))
+    assert rvm_matte.upstream.stamp(group, settings, FIRST, FIRST + 11) != before
+
+
+def test_a_studio_write_gizmo_renders_the_rvm_matte_above_it(nuke, show):
+    """Pipelines render through write gizmos: a Group around an Input and a Write. The
+    before-render fires for the inner Write; the RVMMatte above the gizmo must still be found
+    (through the gizmo's Input) and rendered, not left 're-render needed' (transparent black)."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST + 1))
+    comp = show["root"] / "comp" / "gizmo"
+    comp.mkdir(parents=True, exist_ok=True)
+    gizmo = nuke.nodes.Group(name="StudioWrite1")
+    gizmo.begin()
+    try:
+        inner_write = nuke.nodes.Write(file=str(comp / "comp.####.exr"), channels="rgba")
+        inner_write.setInput(0, nuke.nodes.Input())
+        nuke.nodes.Output().setInput(0, inner_write)
+    finally:
+        gizmo.end()
+    gizmo.setInput(0, group)
+    assert list(rvm_matte.callbacks.upstream_mattes(inner_write)) == [group]
+    nuke.execute(inner_write, FIRST, FIRST + 1)
+    assert rvm_matte.render.is_current(group, FIRST, FIRST + 1), group["info"].value()
+    for frame in (FIRST, FIRST + 1):
+        assert same(comp / f"comp.{frame:04d}.exr", ref(show, "rgba", frame))

@@ -61,6 +61,37 @@ def install_nuke(dest: str, nukes: Sequence[int], platforms: Sequence[str], whee
     if wheel_source and not os.path.isdir(wheel_source):
         raise BadParameter(f"--wheels {wheel_source} is not a folder")
     dest = os.path.abspath(dest)
+    if os.path.exists(dest) and not os.path.isdir(dest):
+        raise BadParameter(f"{dest} is a file: name a folder for the plug-in (it is created)")
+    _check_startup_files(dest)
+    try:
+        return _install(dest, nukes, platforms, wheel_source, bridge_python)
+    except OSError as error:
+        raise BadParameter(f"cannot write the plug-in folder {dest}: {error}") from error
+
+
+def _check_startup_files(dest: str) -> None:
+    """Refuse to replace an ``init.py``/``menu.py`` that an earlier install did not write (a
+    ``~/.nuke`` folder, a studio's own plug-in folder): Nuke would lose its start-up code."""
+    for name in ("init.py", "menu.py"):
+        path = os.path.join(dest, name)
+        if not os.path.exists(path):
+            continue
+        with open(os.path.join(PLUGIN_SOURCE, name), encoding="utf-8") as ours:
+            header = ours.readline()
+        try:
+            with open(path, encoding="utf-8", errors="replace") as theirs:
+                first = theirs.readline()
+        except OSError as error:
+            raise BadParameter(f"cannot read {path}: {error}") from error
+        if first != header:
+            raise BadParameter(f"{path} is not RVMMatte's: installing would replace it. Install into a folder of its "
+                               f"own (e.g. {os.path.join(dest, 'rvm_matte')}) and add that folder with "
+                               "nuke.pluginAddPath")
+
+
+def _install(dest: str, nukes: Sequence[int], platforms: Sequence[str], wheel_source: Optional[str],
+             bridge_python: Optional[str]) -> NukeInstall:
     install = NukeInstall(dest, sorted(set(nukes)), vendor.check_platforms(platforms))
     pythons = [python_for(nuke) for nuke in install.nukes]
     python_dir = os.path.join(dest, "python")

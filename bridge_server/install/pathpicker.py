@@ -43,8 +43,9 @@ def abi_folder(wheels, version=None, system=None, machine=None):
         return os.path.join(base, exact)
     best = None
     for name in names:
-        if name.startswith("abi3-cp%d" % major):
-            floor = int(name[len("abi3-cp%d" % major):] or 0)
+        tail = name[len("abi3-cp%d" % major):]
+        if name.startswith("abi3-cp%d" % major) and tail.isdigit():  # not a TD's "abi3-cp312.old" copy
+            floor = int(tail)
             if floor <= minor and (best is None or floor > best[0]):
                 best = (floor, name)
     return os.path.join(base, best[1]) if best else None
@@ -57,7 +58,7 @@ def add_zmq(wheels):
     try:
         import zmq  # noqa: F401  (a host that ships or installed its own is preferred)
         return "host"
-    except ImportError:
+    except Exception:  # noqa: BLE001  (missing, or a studio's zmq that cannot load its libzmq: use ours)
         for name in [n for n in sys.modules if n == "zmq" or n.startswith("zmq.")]:
             del sys.modules[name]
     folder = abi_folder(wheels)

@@ -144,15 +144,21 @@ def fetch_wheel(python: Tuple[int, int], platform: str, into: str, wheel_source:
 
 def unpack_wheel(wheel: str, folder: str) -> str:
     """Unpack ``wheel`` (a zip) into ``folder``, replacing what was there; returns ``folder``."""
-    if os.path.exists(folder):
-        shutil.rmtree(folder)
-    os.makedirs(folder)
-    with zipfile.ZipFile(wheel) as archive:
-        for member in archive.infolist():
-            target = os.path.realpath(os.path.join(folder, member.filename))
-            if not target.startswith(os.path.realpath(folder) + os.sep):
-                raise WheelError(f"{wheel} holds a path outside its folder: {member.filename}")
-        archive.extractall(folder)
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            # Checked before anything is replaced: a bad wheel leaves an earlier install working.
+            for member in archive.infolist():
+                target = os.path.realpath(os.path.join(folder, member.filename))
+                if not target.startswith(os.path.realpath(folder) + os.sep):
+                    raise WheelError(f"{wheel} holds a path outside its folder: {member.filename}")
+            if archive.testzip() is not None:
+                raise WheelError(f"{wheel} is damaged (a member fails its CRC check)")
+            if os.path.exists(folder):
+                shutil.rmtree(folder)
+            os.makedirs(folder)
+            archive.extractall(folder)
+    except zipfile.BadZipFile as error:
+        raise WheelError(f"{wheel} is not a readable wheel (zip): {error}") from error
     return folder
 
 

@@ -98,22 +98,66 @@ def update_ui() -> None:
 
 
 def upstream_mattes(start: Any) -> Iterator[Any]:
+    """The RVMMattes upstream of ``start``, each after every RVMMatte feeding it (a matte made
+    from another matte's output needs that one rendered first)."""
     from .upstream import walk
 
-    for found in walk(start):
-        if found is not start and node.is_rvm_matte(found):
-            yield found
+    ordered: List[Any] = []  # nodes are told apart by full name (Nuke's Python objects are not kept)
+
+    def visit(current: Any, path: Set[str]) -> None:
+        for found in walk(current):
+            name = found.fullName()
+            outside = _group_input(found)
+            if outside is not None and outside.fullName() not in path:
+                visit(outside, path | {outside.fullName()})  # a Write inside a studio's write gizmo
+                if node.is_rvm_matte(outside) and all(done.fullName() != outside.fullName() for done in ordered):
+                    ordered.append(outside)
+            if name not in path and node.is_rvm_matte(found):
+                visit(found, path | {name})
+                if all(done.fullName() != name for done in ordered):
+                    ordered.append(found)
+
+    visit(start, {start.fullName()})
+    return iter(ordered)
+
+
+def _group_input(found: Any) -> Any:
+    """For an Input node inside a Group (a studio's write gizmo: a Group around a Write), the node
+    feeding that Group's input; else None. Not for RVMMatte's own internal Input."""
+    name = found.fullName()
+    if found.Class() != "Input" or "." not in name:
+        return None
+    root = nuke.root()
+    root.begin()
+    try:
+        group = nuke.toNode(name.rsplit(".", 1)[0])
+    finally:
+        root.end()
+    if group is None or node.is_rvm_matte(group):
+        return None
+    return group.input(int(found["number"].value()))
 
 
 def before_render() -> None:
     """Render, once, each stale RVMMatte feeding the Write that Nuke is about to render."""
-    from .render import is_current, render_matte
+    from .render import MatteError, is_current, render_matte
 
     write = nuke.thisNode()
-    for group in list(upstream_mattes(write)):
+    mattes = list(upstream_mattes(write))
+    variable = os.environ.get(FRAMES_VARIABLE, "").strip()
+    if mattes and variable and node.parse_frames(variable) is None:
+        # Never fall back to the whole range: every chunk would render the same clip at once.
+        raise MatteError("%s=%r should look like 1009-1012 (this farm task's frames)" % (FRAMES_VARIABLE, variable))
+    for group in mattes:
+        if group["disable"].value():
+            continue  # a disabled RVMMatte passes its input through: no matte is needed
         with guard(group) as entered:
             if not entered:
                 continue  # a render of this node is already running further up the stack
-            first, last = node.parse_frames(os.environ.get(FRAMES_VARIABLE, "")) or node.frame_range(group)
+            node_first, node_last = node.frame_range(group)
+            chunk = node.parse_frames(variable)
+            first, last = (max(chunk[0], node_first), min(chunk[1], node_last)) if chunk else (node_first, node_last)
+            if first > last and chunk:
+                continue  # this chunk needs none of this node's frames
             if not is_current(group, first, last):
                 render_matte(group, (first, last))

@@ -7,6 +7,7 @@ wrote, raw: they are in the working space already) -> one branch per output mode
 a matte that no longer belongs to its input is not shown as current.
 """
 
+import os
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple, cast
 
@@ -156,8 +157,18 @@ def settings_items(group: nuke.Node) -> List[Tuple[str, str]]:
     Project Settings' colour management makes the matte stale too)."""
     from .colour import working_space
 
-    items = [(name, str(group[name].value())) for name in SETTINGS_KNOBS]
+    items = [(name, str(group[name].value())) for name in SETTINGS_KNOBS if name != "plates_folder"]
+    items.append(("plates_folder", plates_folder(group)))  # where plates go now (next to the saved script)
     return items + [("working_space", repr(tuple(working_space(nuke.root())[:2])))]
+
+
+def plates_folder(group: nuke.Node) -> str:
+    """The plates folder: the knob's, else ``rvm_matte/`` next to the saved script ("" unsaved)."""
+    folder = str(group["plates_folder"].value()).strip()
+    if folder:
+        return folder
+    script = str(nuke.root()["name"].value())
+    return os.path.join(os.path.dirname(script), "rvm_matte") if script else ""
 
 
 def show_state(group: nuke.Node, text: str, stale: bool) -> None:

@@ -56,13 +56,10 @@ def render_button() -> None:
 
 
 def plates_folder(group: nuke.Node) -> str:
-    folder = str(group["plates_folder"].value()).strip()
-    if folder:
-        return folder
-    script = str(nuke.root()["name"].value())
-    if not script:
+    folder = node.plates_folder(group)
+    if not folder:
         fail(group, "Save the script first (plates go next to it, in rvm_matte/), or set \"plates folder\".")
-    return os.path.join(os.path.dirname(script), "rvm_matte")
+    return folder
 
 
 def clip_settings(group: nuke.Node) -> Dict[str, Any]:
@@ -100,6 +97,8 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
     if group.input(0) is None:
         fail(group, "Connect a plate to RVMMatte's input, then render.")
     node_first, node_last = node.frame_range(group)
+    if node_first > node_last:
+        fail(group, "The node's first frame %d is after its last frame %d: swap them." % (node_first, node_last))
     first, last = frames or (node_first, node_last)
     if not node_first <= first <= last <= node_last:
         fail(group, "frames %d-%d are outside the node's range %d-%d" % (first, last, node_first, node_last))
@@ -135,13 +134,13 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
             shot_start=node_first if first > node_first else None, progress=on_frame, cancel=cancel,
             timeout=timeout, name=f"Nuke RVMMatte {group.name()}")
     except client.BridgeError as error:
-        fail(group, messages.explain(error, client, address, out, _roots(client, address, error)))
+        fail(group, messages.explain(error, client, address, os.path.dirname(out), _roots(client, address, error)))
     finally:
         if progress is not None:
             progress.close()
     point_reads(group, out, node_first, node_last)
     made = _made_line(summary, first, last, read_directly)
-    if summary.cancelled:
+    if summary.cancelled and len(summary.results) < last - first + 1:  # Cancel after the last frame: done
         return _cancelled(group, f"cancelled: {made}; complete plates kept, render again to finish")
     _record(group, matte_stamp, first, last, made)
     return made
@@ -153,12 +152,20 @@ def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: 
     write = node.inner(group, "rvm_input")
     pattern = os.path.join(folder, "input.####.exr")
     input_stamp = upstream.stamp(group, [], first, first)
-    if str(group["input_stamp"].value()) != input_stamp:
+    keep = str(group["input_stamp"].value()) == input_stamp
+    try:
+        os.makedirs(folder, exist_ok=True)
+        if not keep:
+            # Frames of an earlier input go before the new stamp is kept: a write cancelled or
+            # failing half-way must not leave old frames that a later render takes as current.
+            for name in os.listdir(folder):
+                if name.startswith("input.") and name.endswith(".exr"):
+                    os.remove(os.path.join(folder, name))
+    except OSError as error:
+        fail(group, "Cannot make the plates folder %s (%s): set \"plates folder\" to a folder this machine can "
+                    "write, under one of the bridge's roots." % (folder, error.strerror or error))
+    if not keep:
         group["input_stamp"].setValue(input_stamp)
-        keep = False
-    else:
-        keep = True
-    os.makedirs(folder, exist_ok=True)
     write["file"].setValue(pattern.replace(os.sep, "/"))
     write["disable"].setValue(False)
     try:
@@ -167,7 +174,10 @@ def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: 
                 continue
             if progress.step(index, "writing the input, frame %d" % frame):
                 return None
-            nuke.execute(write, frame, frame)
+            try:
+                nuke.execute(write, frame, frame)
+            except RuntimeError as error:  # a missing or unreadable frame upstream, a full disk...
+                fail(group, "Nuke could not make frame %d of the input for the bridge: %s" % (frame, error))
     finally:
         write["disable"].setValue(True)
     return pattern
@@ -297,6 +307,14 @@ def start_bridge_button() -> None:
                        "rvm-bridge serve --root <folder holding your plates>")
         return
     folder = str(group["plates_folder"].value()).strip() or os.path.dirname(str(nuke.root()["name"].value()))
+    if not folder:
+        say("Save the script first (the bridge reads and writes next to it), or set \"plates folder\".")
+        return
+    try:
+        os.makedirs(folder, exist_ok=True)  # a plates folder not made yet: the bridge needs its root to exist
+    except OSError as error:
+        say(f"The local bridge did not start: cannot make {folder} ({error.strerror or error})")
+        return
     server = client.ServerProcess([folder], address=str(group["server"].value()), python=python)
     try:
         server.start()

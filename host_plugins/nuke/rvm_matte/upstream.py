@@ -20,14 +20,16 @@ _PLAIN_COLOURSPACES = ("linear", "scene_linear", "default", "default (linear)", 
 
 
 def walk(node) -> Iterator:
-    """Every node upstream of ``node`` (itself first), each once; Dots included."""
+    """Every node upstream of ``node`` (itself first), each once; Dots included. Nodes are told
+    apart by full name: Nuke hands out a new Python object for a node at each ``input()``, and
+    an ``id()`` of one freed may come back for another node (which would then be skipped)."""
     seen = set()
     stack = [node]
     while stack:
         current = stack.pop()
-        if current is None or id(current) in seen:
+        if current is None or current.fullName() in seen:
             continue
-        seen.add(id(current))
+        seen.add(current.fullName())
         yield current
         for index in range(current.inputs() - 1, -1, -1):
             stack.append(current.input(index))
@@ -49,6 +51,8 @@ def plain_exr_read(node, first: int, last: int) -> Optional[str]:
     if read is None or read.Class() != "Read":
         return None
     path = str(read["file"].value())
+    if "[" in path:
+        return None  # a TCL expression ([getenv SHOT], [value root.name]...): Nuke expands it, the bridge cannot
     if not path.lower().endswith(".exr") or _on(read, "disable") or _on(read, "premultiplied"):
         return None
     colourspace = str(read["colorspace"].value()).lower() if read.knob("colorspace") is not None else "default"
