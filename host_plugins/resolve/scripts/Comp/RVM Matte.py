@@ -31,17 +31,8 @@ def _main():
         return 1
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    from rvm_bridge.resolve import bootstrap
-    bootstrap.prepare()
-    from rvm_bridge.resolve import comp_matte
-    scope = globals()
-    fu = scope.get("fusion") or scope.get("fu")
-    bmd_module = scope.get("bmd")
-    resolve_app = scope.get("resolve")
-    if resolve_app is None and bmd_module is not None:
-        resolve_app = bmd_module.scriptapp("Resolve")
-    current = scope.get("comp") or (fu.CurrentComp if fu is not None else None)
-    return comp_matte.main(fu, current, bmd=bmd_module, resolve=resolve_app)
+    from rvm_bridge.resolve import entry
+    return entry.run("comp", globals())
 
 
 RVM_MATTE_STATUS = _main()

@@ -31,16 +31,8 @@ def _main():
         return 1
     if folder not in sys.path:
         sys.path.insert(0, folder)
-    from rvm_bridge.resolve import bootstrap
-    bootstrap.prepare()
-    from rvm_bridge.resolve import media_pool
-    scope = globals()
-    fu = scope.get("fusion") or scope.get("fu")
-    bmd_module = scope.get("bmd")
-    resolve_app = scope.get("resolve")
-    if resolve_app is None and bmd_module is not None:
-        resolve_app = bmd_module.scriptapp("Resolve")
-    return media_pool.main(resolve_app, fusion=fu, bmd=bmd_module)
+    from rvm_bridge.resolve import entry
+    return entry.run("media_pool", globals())
 
 
 RVM_MATTE_STATUS = _main()
