@@ -260,6 +260,28 @@ def test_a_task_handed_frames_past_the_layer_keeps_only_those_inside(shot, capsy
     assert code == 0 and "nothing to render" in out and not (root / "none").exists()
 
 
+def test_deadline_arguments_keep_a_path_with_spaces_quotes_and_shell_characters_one_word(shot, tmp_path, capsys):
+    """A plate folder a careless (or hostile) artist named: Deadline splits Arguments by the Windows rules on
+    every platform, so a quote inside a word must be escaped, not end the word."""
+    from bridge_server.farm.deadline import read_info
+
+    root, pattern, _ = shot
+    folder = tmp_path / 'the "final" plates'
+    folder.mkdir()
+    name = "a;touch PWNED $(touch PWNED2) it's"
+    for frame in (FIRST, FIRST + 1):
+        shutil.copy(frame_path(pattern, frame), folder / f"{name}.{frame}.exr")
+    plates, alpha = str(folder / f"{name}.####.exr"), str(tmp_path / "out dir" / "a.####.exr")
+    code, _, _ = farm("deadline", plates, "--out", str(tmp_path / "dl"), "--alpha", alpha, "--frames", "1001-1002",
+                      capsys=capsys)
+    assert code == 0
+    (info,) = (tmp_path / "dl").glob("*.plugin.info")
+    line = read_info(str(info))["Arguments"].replace("<STARTFRAME>", "1001").replace("<ENDFRAME>", "1002")
+    args = build_parser().parse_args(shlex.split(line))  # a quote-escaped word reads the same by POSIX rules
+    assert (args.input, args.alpha, args.frames, args.colour_space) == (plates, alpha, "1001-1002", "")
+    assert not list(tmp_path.glob("PWNED*"))
+
+
 # --- shot lists ------------------------------------------------------------------------------------------
 
 def test_a_shot_list_makes_one_job_per_shot(shot, tmp_path, capsys):
@@ -285,6 +307,35 @@ def test_a_shot_list_makes_one_job_per_shot(shot, tmp_path, capsys):
     assert code == 1 and "put {shot} in the output patterns" in err
 
 
+def test_a_shot_list_saved_by_a_spreadsheet_is_read_and_names_that_cannot_be_files_are_refused(shot, tmp_path,
+                                                                                                capsys):
+    root, pattern, _ = shot
+    out = str(tmp_path / "out" / "{shot}" / "alpha.####.exr")
+    # Excel's "CSV UTF-8" starts with a byte-order mark; hand-typed headers carry spaces and capitals.
+    table = tmp_path / "excel.csv"
+    table.write_bytes(f"\ufeffShot , Input\r\nsh010 , {pattern}\r\n".encode("utf-8"))
+    code, out_text, err = farm("openjd", "--shots", str(table), "--out", str(tmp_path / "jobs"), "--alpha", out,
+                               capsys=capsys)
+    assert code == 0 and (tmp_path / "jobs" / "sh010.params.json").exists(), err
+    refused = {
+        "semicolons.csv": (f"shot;input\nsh010;{pattern}\n", "it needs comma-separated columns shot,input"),
+        "escape.csv": (f"shot,input\n../../escape,{pattern}\n", "cannot name files"),
+        "slash.csv": (f"shot,input\na/b,{pattern}\n", "cannot name files"),
+        "case.csv": (f"shot,input\nSH010,{pattern}\nsh010,{pattern}\n", "SH010, sh010 appear twice"),
+        "comma.csv": (f"shot,input\nsh010,/mnt/a,b/{pattern}\n", "line 2: more values than columns"),
+    }
+    for name, (text, reason) in refused.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        code, _, err = farm("openjd", "--shots", str(tmp_path / name), "--out", str(tmp_path / "bad"), "--alpha", out,
+                            capsys=capsys)
+        assert code == 1 and reason in err and len(err.strip().splitlines()) == 1, (name, err)
+    (tmp_path / "utf16.csv").write_text(f"shot,input\nsh010,{pattern}\n", encoding="utf-16")
+    code, _, err = farm("openjd", "--shots", str(tmp_path / "utf16.csv"), "--out", str(tmp_path / "bad"), "--alpha",
+                        out, capsys=capsys)
+    assert code == 1 and "is not UTF-8 text" in err and len(err.strip().splitlines()) == 1
+    assert not list(tmp_path.parent.glob("escape.*")) and not (tmp_path / "bad" / "a").exists()
+
+
 # --- bad input --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("words, reason", [
@@ -292,6 +343,8 @@ def test_a_shot_list_makes_one_job_per_shot(shot, tmp_path, capsys):
     (["--alpha", "{plates}/mattes/a.####.exr"], "is inside the input folder"),
     (["--frames", "1020-1030"], "missing 6 frame(s): 1025-1030"),
     (["--shot-start", "1005"], "shot start 1005 is after the first frame 1001"),
+    # Every task would write its frames over one file: refused when the job is written, not on the farm.
+    (["--alpha", "{plates}/../notoken/a.exr"], "has no frame token, so every frame would overwrite one file"),
 ])
 def test_bad_farm_input_is_refused_in_one_line(shot, capsys, words, reason):
     root, pattern, _ = shot

@@ -94,6 +94,13 @@ def check_job(job: FarmJob) -> None:
         raise FarmError("nothing to write: give at least one of --alpha, --foreground or --rgba")
     if len(set(job.outputs.values())) < len(job.outputs):
         raise FarmError("two outputs name the same plates; give each its own pattern")
+    if len(job.frames) > 1:
+        from rvm_engine.sequences import _has_token
+
+        for name, pattern in job.outputs.items():
+            if not _has_token(pattern):
+                raise FarmError(f"--{name} {pattern} has no frame token, so every frame would overwrite one file; "
+                                "add one, e.g. alpha.####.exr")
     source_folder = os.path.realpath(os.path.dirname(job.input))
     for name, pattern in job.outputs.items():
         folder = os.path.realpath(os.path.dirname(pattern))
