@@ -101,10 +101,12 @@ class Engine:
         """``rvm_engine.ratio_sweep.sweep_ratios`` on ``model``, the contact sheet written to
         ``sheet`` when given (never over a file rvm-bridge did not write); the figures, JSON-ready.
         Raises PlateError/FrameInputError/ColourError."""
-        from rvm_engine.contact_sheet import write_sheet
+        from rvm_engine.contact_sheet import check_sheet_path, write_sheet
         from rvm_engine.ratio_sweep import sweep_ratios
 
         clip = ClipSettings(device=self.device, **{name: settings[name] for name in TRY_RATIOS_SETTINGS})
+        if sheet:
+            check_sheet_path(sheet)
         sweep = sweep_ratios(source, frames, ratios, settings=clip, preroll=preroll, model=model)
         if sheet:
             write_sheet(sweep, sheet)

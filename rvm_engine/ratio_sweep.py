@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
+import fileseq
 import numpy as np
 
 from .clip import ClipSettings, prepare_plate
@@ -117,6 +118,7 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     settings = settings or ClipSettings()
     check_framing(settings.framing)
     tried = check_ratios(ratios)
+    _check_stretch(frames)
     seq = parse_sequence(source, frames)
     judged = sorted(seq.frames)
     if len(judged) < 2:
@@ -151,6 +153,28 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     sweep.edge_box = busiest_edge_box(reference[-1], size)  # the finest matte shows where the hair is
     sweep.suggested, sweep.reason = suggest(sweep.trials, sweep.guided, sweep.framing)
     return sweep
+
+
+def _check_stretch(frames: Union[str, Sequence[int]]) -> None:
+    """Refuse, before any plate is looked for, a stretch over MAX_FRAMES (a range such as
+    ``1-9999999`` would otherwise be checked on disk frame by frame) or one with gaps or steps
+    (flicker is measured between neighbouring frames, and the network must see them in order).
+    A range that cannot be read is left to ``parse_sequence`` to name."""
+    if isinstance(frames, str):
+        try:
+            parsed = fileseq.FrameSet(frames)
+        except (fileseq.ParseException, fileseq.MaxSizeException):
+            return
+        count = len(parsed)
+    else:
+        count = len(set(frames))
+    if count > MAX_FRAMES:
+        raise FrameInputError(f"frames {frames!r} give {count} frames: judge at most {MAX_FRAMES} (a short stretch, "
+                              "e.g. 1013-1024, is enough to judge a ratio)")
+    listed = sorted({int(f) for f in (parsed if isinstance(frames, str) else frames)})
+    if listed and listed[-1] - listed[0] + 1 != len(listed):
+        raise FrameInputError(f"frames {frames!r} have gaps or steps; judge one unbroken stretch such as "
+                              f"{listed[0]}-{listed[-1]} (flicker is measured between neighbouring frames)")
 
 
 def _frames_before(source: str, first: int, count: int) -> list[int]:

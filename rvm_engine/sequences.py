@@ -230,6 +230,9 @@ def _frames_from(frames: str | Sequence[int], pattern: str) -> list[int]:
     if isinstance(frames, str):
         try:
             parsed = fileseq.FrameSet(frames.strip())
+        except fileseq.MaxSizeException as exc:  # not a FileSeqException
+            raise PlateError(f"The frame range {frames!r} for {pattern} has more than "
+                             f"{fileseq.constants.MAX_FRAME_SIZE} frames; ask for fewer.") from exc
         except fileseq.FileSeqException as exc:
             raise PlateError(
                 f"Cannot read the frame range {frames!r} for {pattern}; write it like "

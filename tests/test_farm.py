@@ -313,7 +313,7 @@ def test_a_shot_list_saved_by_a_spreadsheet_is_read_and_names_that_cannot_be_fil
     out = str(tmp_path / "out" / "{shot}" / "alpha.####.exr")
     # Excel's "CSV UTF-8" starts with a byte-order mark; hand-typed headers carry spaces and capitals.
     table = tmp_path / "excel.csv"
-    table.write_bytes(f"\ufeffShot , Input\r\nsh010 , {pattern}\r\n".encode("utf-8"))
+    table.write_bytes(f"\ufeffShot , Input\r\nsh010 , {pattern}\r\n".encode())
     code, out_text, err = farm("openjd", "--shots", str(table), "--out", str(tmp_path / "jobs"), "--alpha", out,
                                capsys=capsys)
     assert code == 0 and (tmp_path / "jobs" / "sh010.params.json").exists(), err
