@@ -343,6 +343,9 @@ def test_a_shot_list_saved_by_a_spreadsheet_is_read_and_names_that_cannot_be_fil
     (["--alpha", "{plates}/mattes/a.####.exr"], "is inside the input folder"),
     (["--frames", "1020-1030"], "missing 6 frame(s): 1025-1030"),
     (["--shot-start", "1005"], "shot start 1005 is after the first frame 1001"),
+    # One set of plates spelled two ways: every task would fail on the farm.
+    (["--alpha", "{plates}/../spelt/a.####.exr", "--foreground", "{plates}/../spelt/a.%04d.exr"],
+     "two outputs name the same plates"),
     # Every task would write its frames over one file: refused when the job is written, not on the farm.
     (["--alpha", "{plates}/../notoken/a.exr"], "has no frame token, so every frame would overwrite one file"),
 ])

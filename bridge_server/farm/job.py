@@ -92,7 +92,10 @@ def check_job(job: FarmJob) -> None:
         raise FarmError(f"pre-roll {job.preroll} must be 0 or more frames")
     if not job.outputs:
         raise FarmError("nothing to write: give at least one of --alpha, --foreground or --rgba")
-    if len(set(job.outputs.values())) < len(job.outputs):
+    from rvm_engine.sequences import frame_path
+
+    # Compare files, not spellings: a.####.exr, a.%04d.exr and a.$F4.exr are the same plates.
+    if len({os.path.normcase(frame_path(p, job.frames[0])) for p in job.outputs.values()}) < len(job.outputs):
         raise FarmError("two outputs name the same plates; give each its own pattern")
     if len(job.frames) > 1:
         from rvm_engine.sequences import _has_token
