@@ -37,6 +37,9 @@ FLICKER_MARGIN = 1.10  # within 10% of the steadiest ratio's dtSSD
 MAX_RATIOS = 12
 MAX_FRAMES = 100  # judged frames, and pre-roll frames: their pixels are held for every ratio
 CROP_MAX = 160  # px of the frame in the hair crop
+# Pixels a sweep may hold (model-space frames and every ratio's alphas): a bridge is shared, and
+# 12 ratios over 100 4K frames would be 60 GiB. The default sweep of a 4K stretch needs about 4.
+MAX_SWEEP_BYTES = 8 * 2 ** 30
 
 
 @dataclass
@@ -131,9 +134,17 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     say = progress or (lambda line: None)
     say(f"reading {len(before)} pre-roll and {len(judged)} judged frames")
     read = parse_sequence(source, before + judged) if before else seq
-    plates = [prepare_plate(settings, read_plate(read.path(f), layer=settings.layer)) for f in before + judged]
-    rgb = [p.model_rgb for p in plates]
+    frames_read = before + judged
+    rgb = [_model_rgb(settings, read.path(frames_read[0]))]
     height, width = rgb[0].shape[:2]
+    # Every frame in the model's space and every ratio's alphas are held until the figures are made.
+    need = 4 * height * width * (3 * len(frames_read) + len(tried) * len(judged))
+    if need > MAX_SWEEP_BYTES:
+        raise FrameInputError(f"{len(tried)} ratios over {len(judged)} frames (and {len(before)} pre-roll) of "
+                              f"{width}x{height} would hold {need / 2 ** 30:.1f} GiB of pixels, over "
+                              f"{MAX_SWEEP_BYTES / 2 ** 30:.0f} GiB: judge fewer frames (a dozen is plenty), fewer "
+                              "ratios or a shorter pre-roll")
+    rgb += [_model_rgb(settings, read.path(f)) for f in frames_read[1:]]  # the plates' own pixels are let go
     if any(frame.shape[:2] != (height, width) for frame in rgb):
         raise FrameInputError(f"the plates of {source} change size within frames {before + judged}; try ratios on "
                               "a stretch of one size")
@@ -153,6 +164,10 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     sweep.edge_box = busiest_edge_box(reference[-1], size)  # the finest matte shows where the hair is
     sweep.suggested, sweep.reason = suggest(sweep.trials, sweep.guided, sweep.framing)
     return sweep
+
+
+def _model_rgb(settings: ClipSettings, path: str) -> np.ndarray:
+    return prepare_plate(settings, read_plate(path, layer=settings.layer)).model_rgb
 
 
 def _check_stretch(frames: Union[str, Sequence[int]]) -> None:

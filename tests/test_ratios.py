@@ -314,3 +314,21 @@ def test_a_long_try_ratios_neither_holds_up_opening_clips_nor_runs_beside_anothe
         second.close()
         server.stop()
         serving.join(30)
+
+
+def test_a_sweep_that_would_hold_more_pixels_than_the_limit_is_refused_after_one_frame_is_read(shots, rvm_model,
+                                                                                              monkeypatch):
+    """12 ratios over 100 frames of a 4K shot would hold 60 GiB on a shared bridge; the limit is checked
+    against the first frame's size before the rest are read."""
+    import rvm_engine.ratio_sweep as ratio_sweep
+
+    # 192x224: 4 bytes x 43008 px x (3 x 12 frames + 3 ratios x 6 frames) = 9.3 MB.
+    monkeypatch.setattr(ratio_sweep, "MAX_SWEEP_BYTES", 8 * 2 ** 20)
+    read = []
+    real = ratio_sweep.read_plate
+    monkeypatch.setattr(ratio_sweep, "read_plate", lambda path, **kw: read.append(path) or real(path, **kw))
+    with pytest.raises(FrameInputError, match="would hold 0.0 GiB of pixels, over 0 GiB: judge fewer frames"):
+        sweep_ratios(shots["moving"], STRETCH, RATIOS, preroll=6, model=rvm_model)
+    assert len(read) == 1
+    monkeypatch.setattr(ratio_sweep, "MAX_SWEEP_BYTES", 16 * 2 ** 20)
+    assert len(sweep_ratios(shots["moving"], STRETCH, RATIOS, preroll=6, model=rvm_model).trials) == 3
