@@ -333,6 +333,10 @@ def test_a_shot_list_saved_by_a_spreadsheet_is_read_and_names_that_cannot_be_fil
     code, _, err = farm("openjd", "--shots", str(tmp_path / "utf16.csv"), "--out", str(tmp_path / "bad"), "--alpha",
                         out, capsys=capsys)
     assert code == 1 and "is not UTF-8 text" in err and len(err.strip().splitlines()) == 1
+    # --frames beside a shot list would be ignored: the list's columns say the frames of each shot.
+    code, _, err = farm("openjd", "--shots", str(table), "--frames", "1001-1003", "--out", str(tmp_path / "bad"),
+                        "--alpha", out, capsys=capsys)
+    assert code == 1 and "put them in the shot list's frames and shot_start columns" in err
     assert not list(tmp_path.parent.glob("escape.*")) and not (tmp_path / "bad" / "a").exists()
 
 

@@ -70,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.input) == bool(args.shots):
         raise FarmError("give an input plate sequence or --shots, one of the two")
+    if args.shots and (args.frames or args.shot_start is not None):
+        raise FarmError("with --shots, frames and shot starts are per shot: put them in the shot list's frames and "
+                        "shot_start columns (--frames and --shot-start would be ignored)")
     shots = read_shots(args.shots) if args.shots else [Shot(_shot_name(args.input), args.input, args.frames,
                                                             args.shot_start)]
     outputs = {name: getattr(args, name) for name in ("alpha", "foreground", "rgba")}
