@@ -368,6 +368,11 @@ def test_a_pre_roll_reaching_before_the_shot_start_is_clipped_and_said(shot, cap
                         "--shot-start", "1001", "--alpha", str(root / "clip" / "a.####.exr"), capsys=capsys)
     assert code == 0
     assert "pre-roll 32 reaches before the shot start 1001" in out and "the first chunk pre-rolls 4" in out
+    # A pre-roll longer than a chunk reaches the shot start from later chunks too: said, with what it costs.
+    code, out, _ = farm("openjd", pattern, "--out", str(root / "clip_jobs"), "--chunk", "4", "--preroll", "100000",
+                        "--alpha", str(root / "clip" / "a.####.exr"), capsys=capsys)
+    assert code == 0 and ("pre-roll 100000 is longer than a chunk (4): chunks starting within 100000 frames of the "
+                          "shot start 1001 pre-roll from it (clipped)") in out
 
 
 def test_a_failing_task_exits_non_zero_with_a_one_line_reason(shot, capsys):

@@ -121,6 +121,10 @@ def describe_preroll(job: FarmJob) -> List[str]:
         notes.append(f"{job.name}: pre-roll {job.preroll} reaches before the shot start {job.shot_start}; chunks "
                      f"starting within {job.preroll} frames of it pre-roll from {job.shot_start} (the first chunk "
                      f"pre-rolls {reach}), so they equal an unbroken render")
+    elif job.preroll > job.chunk and len(job.frames) > job.chunk:
+        notes.append(f"{job.name}: pre-roll {job.preroll} is longer than a chunk ({job.chunk}): chunks starting "
+                     f"within {job.preroll} frames of the shot start {job.shot_start} pre-roll from it (clipped), "
+                     f"and a task runs up to {job.preroll + job.chunk} frames to write {job.chunk}")
     if len(job.ranges) > 1:
         listed = job.frames_text.replace(",", ", ")
         notes.append(f"{job.name}: frames {job.frames_text} have gaps; split into contiguous ranges {listed}")
