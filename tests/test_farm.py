@@ -350,6 +350,10 @@ def test_a_shot_list_saved_by_a_spreadsheet_is_read_and_names_that_cannot_be_fil
     # One set of plates spelled two ways: every task would fail on the farm.
     (["--alpha", "{plates}/../spelt/a.####.exr", "--foreground", "{plates}/../spelt/a.%04d.exr"],
      "two outputs name the same plates"),
+    # A slip in the job folder or the node's command: one line, not a traceback.
+    (["--out", "{plates}/plate.1001.exr"], "cannot make the job folder"),
+    (["--command", "'/opt/rvm/bin/rvm-bridge"], "cannot be read as a command line (No closing quotation)"),
+    (["--command", ""], "--command is empty"),
     # Every task would write its frames over one file: refused when the job is written, not on the farm.
     (["--alpha", "{plates}/../notoken/a.exr"], "has no frame token, so every frame would overwrite one file"),
 ])
@@ -358,7 +362,9 @@ def test_bad_farm_input_is_refused_in_one_line(shot, capsys, words, reason):
     words = [w.replace("{plates}", os.path.dirname(pattern)) for w in words]
     if "--alpha" not in words:
         words += ["--alpha", str(root / "bad" / "a.####.exr")]
-    code, out, err = farm("openjd", pattern, "--out", str(root / "bad_jobs"), *words, capsys=capsys)
+    if "--out" not in words:
+        words += ["--out", str(root / "bad_jobs")]
+    code, out, err = farm("openjd", pattern, *words, capsys=capsys)
     assert code == 1 and reason in err and len(err.strip().splitlines()) == 1, err
 
 

@@ -79,13 +79,22 @@ def run(args: argparse.Namespace) -> int:
     if len(shots) > 1 and any(value and "{shot}" not in value for value in outputs.values()):
         raise FarmError(f"{len(shots)} shots would write the same plates: put {{shot}} in the output patterns, "
                            "e.g. --alpha /out/{shot}/alpha.####.exr")
+    try:
+        command = shlex.split(args.node_command)
+    except ValueError as exc:
+        raise FarmError(f"--command {args.node_command!r} cannot be read as a command line ({exc})") from None
+    if not command:
+        raise FarmError("--command is empty; give how a render node runs rvm-bridge, e.g. /opt/rvm/bin/rvm-bridge")
     settings = clip_settings(args)
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise FarmError(f"cannot make the job folder --out {args.out}: {exc.strerror}") from None
     for shot in shots:
         job = make_job(shot.name, shot.input, shot.frames, outputs, shot_start=shot.shot_start, chunk=args.chunk,
                        preroll=args.preroll, variant=settings["variant"],
                        downsample_ratio=settings["downsample_ratio"], colour_space=settings["colour_space"],
-                       device=args.device, extra=_extra_words(settings), command=shlex.split(args.node_command))
+                       device=args.device, extra=_extra_words(settings), command=command)
         for note in job.notes:
             print(f"note: {note}")
         if args.engine == "openjd":
