@@ -280,6 +280,8 @@ def test_deadline_arguments_keep_a_path_with_spaces_quotes_and_shell_characters_
     args = build_parser().parse_args(shlex.split(line))  # a quote-escaped word reads the same by POSIX rules
     assert (args.input, args.alpha, args.frames, args.colour_space) == (plates, alpha, "1001-1002", "")
     assert not list(tmp_path.glob("PWNED*"))
+    # The job is named after the plates, so its files take a name every file system holds.
+    assert info.name == "a;touch_PWNED.plugin.info"
 
 
 # --- shot lists ------------------------------------------------------------------------------------------

@@ -150,5 +150,9 @@ def _extra_words(settings: dict) -> List[str]:
 
 
 def _shot_name(pattern: str) -> str:
+    """The job's name from the plates' file name: it names the job files and fills {shot}, so
+    characters no file name may hold (on Windows too) and spaces become '_'."""
+    import re
+
     base = os.path.basename(pattern).split(".")[0].split("#")[0].split("%")[0].split("$")[0].split("@")[0]
-    return base.strip("._-") or "shot"
+    return re.sub(r'[\\/:*?"<>|\s\x00-\x1f]+', "_", base).strip("._-") or "shot"
