@@ -400,8 +400,11 @@ class BridgeServer:
         source = self.roots.resolve_pattern(asked.source, "source")
         sheet = self.roots.resolve(asked.sheet, "contact sheet") if asked.sheet else None
         model = self.models.get(settings["variant"], settings["checkpoint"], settings["refiner"])
+        # The sweep takes minutes: the sheet's folder is checked again right before it is written
+        # (a folder swapped for a symlink meanwhile must not lead out of the roots).
         return self.engine.try_ratios(source, asked.frames, asked.ratios, settings, model, preroll=asked.preroll,
-                                      sheet=sheet)
+                                      sheet=sheet, check_sheet=lambda path: self.roots.check_folder_of(
+                                          path, "contact sheet"))
 
     def _close_clip(self, request: Request) -> Dict[str, Any]:
         with self.lock:

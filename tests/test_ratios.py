@@ -332,3 +332,42 @@ def test_a_sweep_that_would_hold_more_pixels_than_the_limit_is_refused_after_one
     assert len(read) == 1
     monkeypatch.setattr(ratio_sweep, "MAX_SWEEP_BYTES", 16 * 2 ** 20)
     assert len(sweep_ratios(shots["moving"], STRETCH, RATIOS, preroll=6, model=rvm_model).trials) == 3
+
+
+def test_a_sheet_folder_swapped_for_a_symlink_during_the_sweep_does_not_lead_out_of_the_roots(shots, tmp_path,
+                                                                                             monkeypatch):
+    """The sheet is written minutes after the request was checked: its folder is checked again then,
+    as frame outputs are."""
+    import shutil
+    import threading
+
+    import rvm_engine.ratio_sweep as ratio_sweep
+    from bridge_server.client.client import BridgeClient
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    root = shots["root"]
+    folder, outside = root / "sheets_swapped", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    real_sweep = ratio_sweep.sweep_ratios
+
+    def sweep_then_swap(*args, **kwargs):
+        sweep = real_sweep(*args, **kwargs)
+        shutil.rmtree(folder)
+        os.symlink(outside, folder)  # someone with write access under the root, mid-sweep
+        return sweep
+
+    monkeypatch.setattr(ratio_sweep, "sweep_ratios", sweep_then_swap)
+    server = BridgeServer(ServerConfig(roots=[str(root)], address="tcp://127.0.0.1:0", preload=()))
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    try:
+        with BridgeClient(server.endpoint, timeout=120) as client:
+            with pytest.raises(PathOutsideRoots, match="contact sheet folder"):
+                client.try_ratios(shots["moving"], "1011-1012", [0.5], preroll=0, sheet=str(folder / "s.png"))
+            assert client.status()["internal_errors"] == 0
+    finally:
+        server.stop()
+        serving.join(30)
+        os.unlink(folder)
+    assert not list(outside.iterdir())
