@@ -123,7 +123,7 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     tried = check_ratios(ratios)
     _check_stretch(frames)
     seq = parse_sequence(source, frames)
-    judged = sorted(seq.frames)
+    judged = sorted(set(seq.frames))  # a listed frame twice is judged once
     if len(judged) < 2:
         raise FrameInputError(f"frames {frames!r} give {len(judged)} frame; give a range of at least two frames "
                               "(e.g. 1001-1008) so flicker can be measured")

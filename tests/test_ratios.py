@@ -253,6 +253,8 @@ def test_a_stretch_with_gaps_steps_or_millions_of_frames_is_refused_before_any_p
     with pytest.raises(PlateError, match="has more than 10000000 frames"):
         sweep_ratios(shots["moving"], "1-1000000000", RATIOS, model=rvm_model)  # was fileseq's traceback
     assert time.monotonic() - started < 5
+    # A frame listed twice (the protocol takes lists) is judged once, not run twice as a still pair.
+    assert sweep_ratios(shots["moving"], [1011, 1011, 1012], [0.5], preroll=0, model=rvm_model).frames == [1011, 1012]
 
 
 def test_a_sheet_that_cannot_be_written_is_said_before_any_ratio_runs(shots, tmp_path, capsys, monkeypatch):
