@@ -252,6 +252,14 @@ def test_the_opencue_outline_serialises_layers_ranges_chunks_and_clamped_command
         assert (args.input, args.alpha, args.shot_start) == (pattern, alpha, FIRST)
 
 
+def test_a_cuebot_that_cannot_be_reached_is_said_in_one_line_and_the_xml_is_still_written(shot, tmp_path, capsys):
+    root, pattern, _ = shot
+    code, _, err = farm("opencue", pattern, "--out", str(tmp_path / "cue"), "--alpha", str(tmp_path / "a.####.exr"),
+                        "--cuebot", "127.0.0.1:1", capsys=capsys)
+    assert code == 1 and "the Cuebot at 127.0.0.1:1 did not take the job" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "cue" / "plate.cue.xml").exists()
+
+
 def test_a_task_handed_frames_past_the_layer_keeps_only_those_inside(shot, capsys):
     root, pattern, _ = shot
     code = main(["render", pattern, "--frames", "1030-1037", "--chunk", "--within", "1001-1024",
