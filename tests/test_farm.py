@@ -360,6 +360,9 @@ def test_a_shot_list_saved_by_a_spreadsheet_is_read_and_names_that_cannot_be_fil
     # One set of plates spelled two ways: every task would fail on the farm.
     (["--alpha", "{plates}/../spelt/a.####.exr", "--foreground", "{plates}/../spelt/a.%04d.exr"],
      "two outputs name the same plates"),
+    # A Windows path on a Linux wrangler's machine was made '/cwd/P:\\out\\a.####.exr'.
+    pytest.param(["--alpha", "P:\\out\\a.####.exr"], "is a Windows path, and paths are made absolute on this machine",
+                 marks=pytest.mark.skipif(os.name == "nt", reason="a Windows path is this machine's own")),
     # A slip in the job folder or the node's command: one line, not a traceback.
     (["--out", "{plates}/plate.1001.exr"], "cannot make the job folder"),
     (["--command", "'/opt/rvm/bin/rvm-bridge"], "cannot be read as a command line (No closing quotation)"),

@@ -141,6 +141,14 @@ def make_job(name: str, input_pattern: str, frames: Optional[str], outputs: Mapp
     engine) when a frame asked for is missing on disk, naming the frames."""
     from rvm_engine.sequences import parse_sequence
 
+    if os.name != "nt":
+        from ..client.pathmap import windows_style
+
+        for key, value in [("input", input_pattern)] + [(k, v) for k, v in outputs.items() if v]:
+            if windows_style(value):
+                raise FarmError(f"{'the input' if key == 'input' else '--' + key} {value} is a Windows path, and "
+                                "paths are made absolute on this machine: give them as it sees them (the farm's path "
+                                "mapping translates them for Windows nodes)")
     source = os.path.abspath(input_pattern)
     seq = parse_sequence(source, frames)
     ordered = sorted(set(seq.frames))
