@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import traceback
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import fileseq
 import numpy as np
@@ -111,16 +111,22 @@ class Engine:
                 "write_from": plan.write_from, "run_from": plan.run_from, "stray_temps": prepared.stray_temps}
 
     def try_ratios(self, source: str, frames: Union[str, List[int]], ratios: List[float], settings: Dict[str, Any],
-                   model: Any, *, preroll: int, sheet: Optional[str]) -> Dict[str, Any]:
+                   model: Any, *, preroll: int, sheet: Optional[str],
+                   check_sheet: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
         """``rvm_engine.ratio_sweep.sweep_ratios`` on ``model``, the contact sheet written to
-        ``sheet`` when given (never over a file rvm-bridge did not write); the figures, JSON-ready.
-        Raises PlateError/FrameInputError/ColourError."""
-        from rvm_engine.contact_sheet import write_sheet
+        ``sheet`` when given (never over a file rvm-bridge did not write; ``check_sheet(sheet)``
+        runs again right before it is written); the figures, JSON-ready.
+        Raises PlateError/FrameInputError/ColourError, and what ``check_sheet`` raises."""
+        from rvm_engine.contact_sheet import check_sheet_path, write_sheet
         from rvm_engine.ratio_sweep import sweep_ratios
 
         clip = ClipSettings(device=self.device, **{name: settings[name] for name in TRY_RATIOS_SETTINGS})
+        if sheet:
+            check_sheet_path(sheet)
         sweep = sweep_ratios(source, frames, ratios, settings=clip, preroll=preroll, model=model)
         if sheet:
+            if check_sheet is not None:
+                check_sheet(sheet)
             write_sheet(sweep, sheet)
         return dict(sweep.to_json(), sheet=sheet)
 

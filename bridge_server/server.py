@@ -170,6 +170,9 @@ class BridgeServer:
             raise
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
         self.control = ThreadPoolExecutor(2, thread_name_prefix="rvm-open")
+        # try_ratios runs for minutes on real plates: its own thread, one at a time, so it never
+        # holds up opening clips or planning renders, and a flood of them is answered busy.
+        self.sweeps = ThreadPoolExecutor(1, thread_name_prefix="rvm-ratios")
         self.pipeline = FramePipeline(engine=engine, registry=self.registry, roots=self.roots, lock=self.lock,
                                       deliver=self.deliver, workers=config.workers, readers=config.readers,
                                       writers=config.writers, max_queued=config.max_queued_per_clip,
@@ -220,6 +223,7 @@ class BridgeServer:
         log.info("stopping: finishing the frames in hand")
         self.pipeline.stop()
         self.control.shutdown(wait=True)
+        self.sweeps.shutdown(wait=True)
         self.flush()
         self.handshakes.close()
         self.router.close(linger=1000)
@@ -307,9 +311,14 @@ class BridgeServer:
                     self.pipeline.submit(self.registry.get(request.clip), request)
                 except BridgeError as error:
                     self.deliver(request.id, {"error": {"code": error.code, "message": error.message}}, [])
-        elif request.op in ("open_clip", "plan_render", "try_ratios"):
-            operation = {"open_clip": self._open_clip, "plan_render": self._plan_render,
-                         "try_ratios": self._try_ratios}[request.op]
+        elif request.op == "try_ratios":
+            if any(job.request.op == "try_ratios" for rid, job in self.in_flight.items() if rid != request.id):
+                self.deliver(request.id, {"error": {"code": "busy", "message": "another try_ratios is running; the "
+                                                    "bridge runs one at a time: ask again when it is done"}}, [])
+            else:
+                self.sweeps.submit(self._guarded, self._try_ratios, request)
+        elif request.op in ("open_clip", "plan_render"):
+            operation = {"open_clip": self._open_clip, "plan_render": self._plan_render}[request.op]
             self.control.submit(self._guarded, operation, request)
         else:
             self._guarded({"hello": self._hello, "describe_models": self._describe_models, "status": self._status,
@@ -418,8 +427,11 @@ class BridgeServer:
         source = self.roots.resolve_pattern(asked.source, "source")
         sheet = self.roots.resolve(asked.sheet, "contact sheet") if asked.sheet else None
         model = self.models.get(settings["variant"], settings["checkpoint"], settings["refiner"])
+        # The sweep takes minutes: the sheet's folder is checked again right before it is written
+        # (a folder swapped for a symlink meanwhile must not lead out of the roots).
         return self.engine.try_ratios(source, asked.frames, asked.ratios, settings, model, preroll=asked.preroll,
-                                      sheet=sheet)
+                                      sheet=sheet, check_sheet=lambda path: self.roots.check_folder_of(
+                                          path, "contact sheet"))
 
     def _close_clip(self, request: Request) -> Dict[str, Any]:
         with self.lock:

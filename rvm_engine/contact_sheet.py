@@ -91,12 +91,7 @@ def render_sheet(sweep: RatioSweep) -> tuple[np.ndarray, bool]:
 def write_sheet(sweep: RatioSweep, path: str, *, overwrite: bool = False) -> str:
     """Write the sheet as an 8-bit sRGB PNG at ``path`` (atomically), never over a file rvm-bridge
     did not write unless ``overwrite``; returns the path. Raises PlateError."""
-    if not path.lower().endswith(".png"):
-        raise PlateError(f"the contact sheet {path} must be a .png file; name it e.g. ratios.png")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise PlateError(f"the folder of the contact sheet {path} does not exist; create it or choose another path")
-    check_may_replace(path, "sheet", overwrite=overwrite)
+    check_sheet_path(path, overwrite=overwrite)
     pixels, drawn = render_sheet(sweep)
     if not drawn:
         warnings.warn("no font for OpenImageIO's render_text: the contact sheet has no labels (they are in its "
@@ -108,6 +103,18 @@ def write_sheet(sweep: RatioSweep, path: str, *, overwrite: bool = False) -> str
         "rvm:suggested_ratio": f"{sweep.suggested:g}", "rvm:labels_drawn": "yes" if drawn else "no"}  # PNG keeps text
     write_plate(path, pixels, ["R", "G", "B"], metadata=metadata, pixel_type="uint8")
     return path
+
+
+def check_sheet_path(path: str, *, overwrite: bool = False) -> None:
+    """Raise PlateError when the sheet cannot be written at ``path`` (not a .png, no such folder, a
+    file there that rvm-bridge did not write): checked before the sweep, so a slip in the path is
+    said at once, not after every ratio has run."""
+    if not path.lower().endswith(".png"):
+        raise PlateError(f"the contact sheet {path} must be a .png file; name it e.g. ratios.png")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise PlateError(f"the folder of the contact sheet {path} does not exist; create it or choose another path")
+    check_may_replace(path, "sheet", overwrite=overwrite)
 
 
 def _title(sweep: RatioSweep) -> str:

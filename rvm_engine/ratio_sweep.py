@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence, Union
 
+import fileseq
 import numpy as np
 
 from .clip import ClipSettings, prepare_plate
@@ -36,6 +37,9 @@ FLICKER_MARGIN = 1.10  # within 10% of the steadiest ratio's dtSSD
 MAX_RATIOS = 12
 MAX_FRAMES = 100  # judged frames, and pre-roll frames: their pixels are held for every ratio
 CROP_MAX = 160  # px of the frame in the hair crop
+# Pixels a sweep may hold (model-space frames and every ratio's alphas): a bridge is shared, and
+# 12 ratios over 100 4K frames would be 60 GiB. The default sweep of a 4K stretch needs about 4.
+MAX_SWEEP_BYTES = 8 * 2 ** 30
 
 
 @dataclass
@@ -117,8 +121,9 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     settings = settings or ClipSettings()
     check_framing(settings.framing)
     tried = check_ratios(ratios)
+    _check_stretch(frames)
     seq = parse_sequence(source, frames)
-    judged = sorted(seq.frames)
+    judged = sorted(set(seq.frames))  # a listed frame twice is judged once
     if len(judged) < 2:
         raise FrameInputError(f"frames {frames!r} give {len(judged)} frame; give a range of at least two frames "
                               "(e.g. 1001-1008) so flicker can be measured")
@@ -129,9 +134,17 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     say = progress or (lambda line: None)
     say(f"reading {len(before)} pre-roll and {len(judged)} judged frames")
     read = parse_sequence(source, before + judged) if before else seq
-    plates = [prepare_plate(settings, read_plate(read.path(f), layer=settings.layer)) for f in before + judged]
-    rgb = [p.model_rgb for p in plates]
+    frames_read = before + judged
+    rgb = [_model_rgb(settings, read.path(frames_read[0]))]
     height, width = rgb[0].shape[:2]
+    # Every frame in the model's space and every ratio's alphas are held until the figures are made.
+    need = 4 * height * width * (3 * len(frames_read) + len(tried) * len(judged))
+    if need > MAX_SWEEP_BYTES:
+        raise FrameInputError(f"{len(tried)} ratios over {len(judged)} frames (and {len(before)} pre-roll) of "
+                              f"{width}x{height} would hold {need / 2 ** 30:.1f} GiB of pixels, over "
+                              f"{MAX_SWEEP_BYTES / 2 ** 30:.0f} GiB: judge fewer frames (a dozen is plenty), fewer "
+                              "ratios or a shorter pre-roll")
+    rgb += [_model_rgb(settings, read.path(f)) for f in frames_read[1:]]  # the plates' own pixels are let go
     if any(frame.shape[:2] != (height, width) for frame in rgb):
         raise FrameInputError(f"the plates of {source} change size within frames {before + judged}; try ratios on "
                               "a stretch of one size")
@@ -151,6 +164,32 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
     sweep.edge_box = busiest_edge_box(reference[-1], size)  # the finest matte shows where the hair is
     sweep.suggested, sweep.reason = suggest(sweep.trials, sweep.guided, sweep.framing)
     return sweep
+
+
+def _model_rgb(settings: ClipSettings, path: str) -> np.ndarray:
+    return prepare_plate(settings, read_plate(path, layer=settings.layer)).model_rgb
+
+
+def _check_stretch(frames: Union[str, Sequence[int]]) -> None:
+    """Refuse, before any plate is looked for, a stretch over MAX_FRAMES (a range such as
+    ``1-9999999`` would otherwise be checked on disk frame by frame) or one with gaps or steps
+    (flicker is measured between neighbouring frames, and the network must see them in order).
+    A range that cannot be read is left to ``parse_sequence`` to name."""
+    if isinstance(frames, str):
+        try:
+            parsed = fileseq.FrameSet(frames)
+        except (fileseq.ParseException, fileseq.MaxSizeException):
+            return
+        count = len(parsed)
+    else:
+        count = len(set(frames))
+    if count > MAX_FRAMES:
+        raise FrameInputError(f"frames {frames!r} give {count} frames: judge at most {MAX_FRAMES} (a short stretch, "
+                              "e.g. 1013-1024, is enough to judge a ratio)")
+    listed = sorted({int(f) for f in (parsed if isinstance(frames, str) else frames)})
+    if listed and listed[-1] - listed[0] + 1 != len(listed):
+        raise FrameInputError(f"frames {frames!r} have gaps or steps; judge one unbroken stretch such as "
+                              f"{listed[0]}-{listed[-1]} (flicker is measured between neighbouring frames)")
 
 
 def _frames_before(source: str, first: int, count: int) -> list[int]:

@@ -252,12 +252,44 @@ def test_the_opencue_outline_serialises_layers_ranges_chunks_and_clamped_command
         assert (args.input, args.alpha, args.shot_start) == (pattern, alpha, FIRST)
 
 
+def test_a_cuebot_that_cannot_be_reached_is_said_in_one_line_and_the_xml_is_still_written(shot, tmp_path, capsys):
+    root, pattern, _ = shot
+    code, _, err = farm("opencue", pattern, "--out", str(tmp_path / "cue"), "--alpha", str(tmp_path / "a.####.exr"),
+                        "--cuebot", "127.0.0.1:1", capsys=capsys)
+    assert code == 1 and "the Cuebot at 127.0.0.1:1 did not take the job" in err and len(err.strip().splitlines()) == 1
+    assert (tmp_path / "cue" / "plate.cue.xml").exists()
+
+
 def test_a_task_handed_frames_past_the_layer_keeps_only_those_inside(shot, capsys):
     root, pattern, _ = shot
     code = main(["render", pattern, "--frames", "1030-1037", "--chunk", "--within", "1001-1024",
                  "--alpha", str(root / "none" / "a.####.exr")])
     out = capsys.readouterr().out
     assert code == 0 and "nothing to render" in out and not (root / "none").exists()
+
+
+def test_deadline_arguments_keep_a_path_with_spaces_quotes_and_shell_characters_one_word(shot, tmp_path, capsys):
+    """A plate folder a careless (or hostile) artist named: Deadline splits Arguments by the Windows rules on
+    every platform, so a quote inside a word must be escaped, not end the word."""
+    from bridge_server.farm.deadline import read_info
+
+    root, pattern, _ = shot
+    folder = tmp_path / 'the "final" plates'
+    folder.mkdir()
+    name = "a;touch PWNED $(touch PWNED2) it's"
+    for frame in (FIRST, FIRST + 1):
+        shutil.copy(frame_path(pattern, frame), folder / f"{name}.{frame}.exr")
+    plates, alpha = str(folder / f"{name}.####.exr"), str(tmp_path / "out dir" / "a.####.exr")
+    code, _, _ = farm("deadline", plates, "--out", str(tmp_path / "dl"), "--alpha", alpha, "--frames", "1001-1002",
+                      capsys=capsys)
+    assert code == 0
+    (info,) = (tmp_path / "dl").glob("*.plugin.info")
+    line = read_info(str(info))["Arguments"].replace("<STARTFRAME>", "1001").replace("<ENDFRAME>", "1002")
+    args = build_parser().parse_args(shlex.split(line))  # a quote-escaped word reads the same by POSIX rules
+    assert (args.input, args.alpha, args.frames, args.colour_space) == (plates, alpha, "1001-1002", "")
+    assert not list(tmp_path.glob("PWNED*"))
+    # The job is named after the plates, so its files take a name every file system holds.
+    assert info.name == "a;touch_PWNED.plugin.info"
 
 
 # --- shot lists ------------------------------------------------------------------------------------------
@@ -285,6 +317,39 @@ def test_a_shot_list_makes_one_job_per_shot(shot, tmp_path, capsys):
     assert code == 1 and "put {shot} in the output patterns" in err
 
 
+def test_a_shot_list_saved_by_a_spreadsheet_is_read_and_names_that_cannot_be_files_are_refused(shot, tmp_path,
+                                                                                                capsys):
+    root, pattern, _ = shot
+    out = str(tmp_path / "out" / "{shot}" / "alpha.####.exr")
+    # Excel's "CSV UTF-8" starts with a byte-order mark; hand-typed headers carry spaces and capitals.
+    table = tmp_path / "excel.csv"
+    table.write_bytes(f"\ufeffShot , Input\r\nsh010 , {pattern}\r\n".encode())
+    code, out_text, err = farm("openjd", "--shots", str(table), "--out", str(tmp_path / "jobs"), "--alpha", out,
+                               capsys=capsys)
+    assert code == 0 and (tmp_path / "jobs" / "sh010.params.json").exists(), err
+    refused = {
+        "semicolons.csv": (f"shot;input\nsh010;{pattern}\n", "it needs comma-separated columns shot,input"),
+        "escape.csv": (f"shot,input\n../../escape,{pattern}\n", "cannot name files"),
+        "slash.csv": (f"shot,input\na/b,{pattern}\n", "cannot name files"),
+        "case.csv": (f"shot,input\nSH010,{pattern}\nsh010,{pattern}\n", "SH010, sh010 appear twice"),
+        "comma.csv": (f"shot,input\nsh010,/mnt/a,b/{pattern}\n", "line 2: more values than columns"),
+    }
+    for name, (text, reason) in refused.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        code, _, err = farm("openjd", "--shots", str(tmp_path / name), "--out", str(tmp_path / "bad"), "--alpha", out,
+                            capsys=capsys)
+        assert code == 1 and reason in err and len(err.strip().splitlines()) == 1, (name, err)
+    (tmp_path / "utf16.csv").write_text(f"shot,input\nsh010,{pattern}\n", encoding="utf-16")
+    code, _, err = farm("openjd", "--shots", str(tmp_path / "utf16.csv"), "--out", str(tmp_path / "bad"), "--alpha",
+                        out, capsys=capsys)
+    assert code == 1 and "is not UTF-8 text" in err and len(err.strip().splitlines()) == 1
+    # --frames beside a shot list would be ignored: the list's columns say the frames of each shot.
+    code, _, err = farm("openjd", "--shots", str(table), "--frames", "1001-1003", "--out", str(tmp_path / "bad"),
+                        "--alpha", out, capsys=capsys)
+    assert code == 1 and "put them in the shot list's frames and shot_start columns" in err
+    assert not list(tmp_path.parent.glob("escape.*")) and not (tmp_path / "bad" / "a").exists()
+
+
 # --- bad input --------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("words, reason", [
@@ -292,13 +357,27 @@ def test_a_shot_list_makes_one_job_per_shot(shot, tmp_path, capsys):
     (["--alpha", "{plates}/mattes/a.####.exr"], "is inside the input folder"),
     (["--frames", "1020-1030"], "missing 6 frame(s): 1025-1030"),
     (["--shot-start", "1005"], "shot start 1005 is after the first frame 1001"),
+    # One set of plates spelled two ways: every task would fail on the farm.
+    (["--alpha", "{plates}/../spelt/a.####.exr", "--foreground", "{plates}/../spelt/a.%04d.exr"],
+     "two outputs name the same plates"),
+    # A Windows path on a Linux wrangler's machine was made '/cwd/P:\\out\\a.####.exr'.
+    pytest.param(["--alpha", "P:\\out\\a.####.exr"], "is a Windows path, and paths are made absolute on this machine",
+                 marks=pytest.mark.skipif(os.name == "nt", reason="a Windows path is this machine's own")),
+    # A slip in the job folder or the node's command: one line, not a traceback.
+    (["--out", "{plates}/plate.1001.exr"], "cannot make the job folder"),
+    (["--command", "'/opt/rvm/bin/rvm-bridge"], "cannot be read as a command line (No closing quotation)"),
+    (["--command", ""], "--command is empty"),
+    # Every task would write its frames over one file: refused when the job is written, not on the farm.
+    (["--alpha", "{plates}/../notoken/a.exr"], "has no frame token, so every frame would overwrite one file"),
 ])
 def test_bad_farm_input_is_refused_in_one_line(shot, capsys, words, reason):
     root, pattern, _ = shot
     words = [w.replace("{plates}", os.path.dirname(pattern)) for w in words]
     if "--alpha" not in words:
         words += ["--alpha", str(root / "bad" / "a.####.exr")]
-    code, out, err = farm("openjd", pattern, "--out", str(root / "bad_jobs"), *words, capsys=capsys)
+    if "--out" not in words:
+        words += ["--out", str(root / "bad_jobs")]
+    code, out, err = farm("openjd", pattern, *words, capsys=capsys)
     assert code == 1 and reason in err and len(err.strip().splitlines()) == 1, err
 
 
@@ -308,6 +387,11 @@ def test_a_pre_roll_reaching_before_the_shot_start_is_clipped_and_said(shot, cap
                         "--shot-start", "1001", "--alpha", str(root / "clip" / "a.####.exr"), capsys=capsys)
     assert code == 0
     assert "pre-roll 32 reaches before the shot start 1001" in out and "the first chunk pre-rolls 4" in out
+    # A pre-roll longer than a chunk reaches the shot start from later chunks too: said, with what it costs.
+    code, out, _ = farm("openjd", pattern, "--out", str(root / "clip_jobs"), "--chunk", "4", "--preroll", "100000",
+                        "--alpha", str(root / "clip" / "a.####.exr"), capsys=capsys)
+    assert code == 0 and ("pre-roll 100000 is longer than a chunk (4): chunks starting within 100000 frames of the "
+                          "shot start 1001 pre-roll from it (clipped)") in out
 
 
 def test_a_failing_task_exits_non_zero_with_a_one_line_reason(shot, capsys):

@@ -238,3 +238,138 @@ def test_a_host_asks_a_running_bridge_for_the_sheet_and_gets_the_in_process_figu
         assert row["dtssd"] == pytest.approx(trial.dtssd, rel=1e-3)
     assert [result.downsample_ratio for result in summary.results] == [1.0, 1.0]  # 224 px: auto never enlarges
     assert oiio.ImageInput.open(str(root / "auto" / "a.1002.exr")).spec().getattribute("rvm:framing") == "full-body"
+
+
+# -- careless and hostile use ----------------------------------------------------------------------------------------
+def test_a_stretch_with_gaps_steps_or_millions_of_frames_is_refused_before_any_plate_is_looked_for(shots, rvm_model):
+    import time
+
+    for frames in ("1001-1012x3", "1001-1003,1010-1012", [1001, 1005, 1009]):
+        with pytest.raises(FrameInputError, match="gaps or steps; judge one unbroken stretch"):
+            sweep_ratios(shots["moving"], frames, RATIOS, model=rvm_model)
+    started = time.monotonic()
+    with pytest.raises(FrameInputError, match="give 9999999 frames: judge at most 100"):
+        sweep_ratios(shots["moving"], "1-9999999", RATIOS, model=rvm_model)  # was minutes of file checks
+    with pytest.raises(PlateError, match="has more than 10000000 frames"):
+        sweep_ratios(shots["moving"], "1-1000000000", RATIOS, model=rvm_model)  # was fileseq's traceback
+    assert time.monotonic() - started < 5
+    # A frame listed twice (the protocol takes lists) is judged once, not run twice as a still pair.
+    assert sweep_ratios(shots["moving"], [1011, 1011, 1012], [0.5], preroll=0, model=rvm_model).frames == [1011, 1012]
+
+
+def test_a_sheet_that_cannot_be_written_is_said_before_any_ratio_runs(shots, tmp_path, capsys, monkeypatch):
+    import rvm_engine.ratio_sweep
+
+    def no_sweep(*args, **kwargs):
+        raise AssertionError("the ratios ran before the sheet path was checked")
+
+    monkeypatch.setattr(rvm_engine.ratio_sweep, "sweep_ratios", no_sweep)
+    for sheet, reason in ((tmp_path / "missing" / "s.png", "does not exist"), (tmp_path / "s.jpg", "must be a .png"),
+                          (sweeps_source_png(tmp_path), "not a plate rvm-bridge wrote")):
+        assert main(["ratios", shots["moving"], "--frames", STRETCH, "--sheet", str(sheet)]) == 1
+        assert reason in capsys.readouterr().err
+
+
+def test_a_long_try_ratios_neither_holds_up_opening_clips_nor_runs_beside_another(shots, tmp_path):
+    """try_ratios runs for minutes on real plates: on its own thread, one at a time (a second is told
+    busy), while clips open and frames run as usual."""
+    import threading
+    import time
+
+    from bridge_server.client.client import BridgeClient
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    from .test_server_support import RawPeer
+
+    server = BridgeServer(ServerConfig(roots=[str(shots["root"])], address="tcp://127.0.0.1:0", preload=()))
+    running, release = threading.Event(), threading.Event()
+
+    def slow_try_ratios(*args, **kwargs):
+        running.set()
+        release.wait(60)
+        return {"rows": [], "suggested": 0.25}
+
+    server.engine.try_ratios = slow_try_ratios
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    first, second = RawPeer(server.endpoint), RawPeer(server.endpoint)
+    try:
+        asked = dict(source=shots["moving"], frames=STRETCH, ratios=[0.25, 0.5])
+        first.send(encode(request_header("try_ratios", "sweep-1", **asked)))
+        assert running.wait(60)
+        second.send(encode(request_header("try_ratios", "sweep-2", **asked)))
+        header, _ = second.reply(10)
+        assert header["error"]["code"] == "busy" and "one at a time" in header["error"]["message"]
+        with BridgeClient(server.endpoint, timeout=20) as client:
+            started = time.monotonic()
+            clip = client.open_clip("beside", source=shots["moving"], first_frame=1001, inline_outputs=True)
+            opened = time.monotonic() - started
+            assert clip.frame(1001).frame == 1001
+            assert opened < 10, f"open_clip waited {opened:.1f} s behind try_ratios"
+            release.set()
+            header, _ = first.reply(30)
+            assert header["ok"] and header["suggested"] == 0.25
+            assert client.status()["internal_errors"] == 0
+    finally:
+        release.set()
+        first.close()
+        second.close()
+        server.stop()
+        serving.join(30)
+
+
+def test_a_sweep_that_would_hold_more_pixels_than_the_limit_is_refused_after_one_frame_is_read(shots, rvm_model,
+                                                                                              monkeypatch):
+    """12 ratios over 100 frames of a 4K shot would hold 60 GiB on a shared bridge; the limit is checked
+    against the first frame's size before the rest are read."""
+    import rvm_engine.ratio_sweep as ratio_sweep
+
+    # 192x224: 4 bytes x 43008 px x (3 x 12 frames + 3 ratios x 6 frames) = 9.3 MB.
+    monkeypatch.setattr(ratio_sweep, "MAX_SWEEP_BYTES", 8 * 2 ** 20)
+    read = []
+    real = ratio_sweep.read_plate
+    monkeypatch.setattr(ratio_sweep, "read_plate", lambda path, **kw: read.append(path) or real(path, **kw))
+    with pytest.raises(FrameInputError, match="would hold 0.0 GiB of pixels, over 0 GiB: judge fewer frames"):
+        sweep_ratios(shots["moving"], STRETCH, RATIOS, preroll=6, model=rvm_model)
+    assert len(read) == 1
+    monkeypatch.setattr(ratio_sweep, "MAX_SWEEP_BYTES", 16 * 2 ** 20)
+    assert len(sweep_ratios(shots["moving"], STRETCH, RATIOS, preroll=6, model=rvm_model).trials) == 3
+
+
+def test_a_sheet_folder_swapped_for_a_symlink_during_the_sweep_does_not_lead_out_of_the_roots(shots, tmp_path,
+                                                                                             monkeypatch):
+    """The sheet is written minutes after the request was checked: its folder is checked again then,
+    as frame outputs are."""
+    import shutil
+    import threading
+
+    import rvm_engine.ratio_sweep as ratio_sweep
+    from bridge_server.client.client import BridgeClient
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    root = shots["root"]
+    folder, outside = root / "sheets_swapped", tmp_path / "outside"
+    folder.mkdir()
+    outside.mkdir()
+    real_sweep = ratio_sweep.sweep_ratios
+
+    def sweep_then_swap(*args, **kwargs):
+        sweep = real_sweep(*args, **kwargs)
+        shutil.rmtree(folder)
+        os.symlink(outside, folder)  # someone with write access under the root, mid-sweep
+        return sweep
+
+    monkeypatch.setattr(ratio_sweep, "sweep_ratios", sweep_then_swap)
+    server = BridgeServer(ServerConfig(roots=[str(root)], address="tcp://127.0.0.1:0", preload=()))
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    try:
+        with BridgeClient(server.endpoint, timeout=120) as client:
+            with pytest.raises(PathOutsideRoots, match="contact sheet folder"):
+                client.try_ratios(shots["moving"], "1011-1012", [0.5], preroll=0, sheet=str(folder / "s.png"))
+            assert client.status()["internal_errors"] == 0
+    finally:
+        server.stop()
+        serving.join(30)
+        os.unlink(folder)
+    assert not list(outside.iterdir())

@@ -70,19 +70,31 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.input) == bool(args.shots):
         raise FarmError("give an input plate sequence or --shots, one of the two")
+    if args.shots and (args.frames or args.shot_start is not None):
+        raise FarmError("with --shots, frames and shot starts are per shot: put them in the shot list's frames and "
+                        "shot_start columns (--frames and --shot-start would be ignored)")
     shots = read_shots(args.shots) if args.shots else [Shot(_shot_name(args.input), args.input, args.frames,
                                                             args.shot_start)]
     outputs = {name: getattr(args, name) for name in ("alpha", "foreground", "rgba")}
     if len(shots) > 1 and any(value and "{shot}" not in value for value in outputs.values()):
         raise FarmError(f"{len(shots)} shots would write the same plates: put {{shot}} in the output patterns, "
                            "e.g. --alpha /out/{shot}/alpha.####.exr")
+    try:
+        command = shlex.split(args.node_command)
+    except ValueError as exc:
+        raise FarmError(f"--command {args.node_command!r} cannot be read as a command line ({exc})") from None
+    if not command:
+        raise FarmError("--command is empty; give how a render node runs rvm-bridge, e.g. /opt/rvm/bin/rvm-bridge")
     settings = clip_settings(args)
-    os.makedirs(args.out, exist_ok=True)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as exc:
+        raise FarmError(f"cannot make the job folder --out {args.out}: {exc.strerror}") from None
     for shot in shots:
         job = make_job(shot.name, shot.input, shot.frames, outputs, shot_start=shot.shot_start, chunk=args.chunk,
                        preroll=args.preroll, variant=settings["variant"],
                        downsample_ratio=settings["downsample_ratio"], colour_space=settings["colour_space"],
-                       device=args.device, extra=_extra_words(settings), command=shlex.split(args.node_command))
+                       device=args.device, extra=_extra_words(settings), command=command)
         for note in job.notes:
             print(f"note: {note}")
         if args.engine == "openjd":
@@ -138,5 +150,9 @@ def _extra_words(settings: dict) -> List[str]:
 
 
 def _shot_name(pattern: str) -> str:
+    """The job's name from the plates' file name: it names the job files and fills {shot}, so
+    characters no file name may hold (on Windows too) and spaces become '_'."""
+    import re
+
     base = os.path.basename(pattern).split(".")[0].split("#")[0].split("%")[0].split("$")[0].split("@")[0]
-    return base.strip("._-") or "shot"
+    return re.sub(r'[\\/:*?"<>|\s\x00-\x1f]+', "_", base).strip("._-") or "shot"

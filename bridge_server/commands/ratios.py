@@ -67,10 +67,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _in_process(args: argparse.Namespace) -> Dict[str, Any]:
     from rvm_engine.clip import ClipSettings
-    from rvm_engine.contact_sheet import write_sheet
+    from rvm_engine.contact_sheet import check_sheet_path, write_sheet
     from rvm_engine.ratio_sweep import sweep_ratios
 
     settings = ClipSettings(device=args.device, **clip_settings(args))
+    check_sheet_path(os.path.abspath(args.sheet))
     sweep = sweep_ratios(args.plates, args.frames, args.ratios, settings=settings, preroll=args.preroll)
     sheet = write_sheet(sweep, os.path.abspath(args.sheet))
     return dict(sweep.to_json(), sheet=sheet)

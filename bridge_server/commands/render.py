@@ -187,7 +187,7 @@ def _frame_set(text: str, option: str) -> list:
 
     try:
         return [int(f) for f in fileseq.FrameSet(text)]
-    except fileseq.ParseException:
+    except (fileseq.ParseException, fileseq.MaxSizeException):
         raise BadParameter(f"{option} {text!r} is not a frame range (e.g. 1001-1008)") from None
 
 

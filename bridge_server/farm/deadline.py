@@ -9,14 +9,17 @@ replaces ``<STARTFRAME>`` and ``<ENDFRAME>`` with each task's first and last fra
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import Dict, List, Tuple
 
 from .job import FarmJob
 
 
 def _quoted(word: str) -> str:
-    # Deadline hands Arguments to the process as one command line: quote words with spaces.
-    return f'"{word}"' if (not word or any(c.isspace() for c in word)) else word
+    # Deadline hands Arguments to the process as one command line, split by the Windows (MSVC)
+    # rules on every platform (.NET does so on Linux too): quote words with spaces, escape quotes
+    # and the backslashes before them, as subprocess.list2cmdline does.
+    return subprocess.list2cmdline([word])
 
 
 def info_files(job: FarmJob) -> List[Tuple[str, Dict[str, str], Dict[str, str]]]:

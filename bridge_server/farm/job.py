@@ -92,8 +92,18 @@ def check_job(job: FarmJob) -> None:
         raise FarmError(f"pre-roll {job.preroll} must be 0 or more frames")
     if not job.outputs:
         raise FarmError("nothing to write: give at least one of --alpha, --foreground or --rgba")
-    if len(set(job.outputs.values())) < len(job.outputs):
+    from rvm_engine.sequences import frame_path
+
+    # Compare files, not spellings: a.####.exr, a.%04d.exr and a.$F4.exr are the same plates.
+    if len({os.path.normcase(frame_path(p, job.frames[0])) for p in job.outputs.values()}) < len(job.outputs):
         raise FarmError("two outputs name the same plates; give each its own pattern")
+    if len(job.frames) > 1:
+        from rvm_engine.sequences import _has_token
+
+        for name, pattern in job.outputs.items():
+            if not _has_token(pattern):
+                raise FarmError(f"--{name} {pattern} has no frame token, so every frame would overwrite one file; "
+                                "add one, e.g. alpha.####.exr")
     source_folder = os.path.realpath(os.path.dirname(job.input))
     for name, pattern in job.outputs.items():
         folder = os.path.realpath(os.path.dirname(pattern))
@@ -111,6 +121,10 @@ def describe_preroll(job: FarmJob) -> List[str]:
         notes.append(f"{job.name}: pre-roll {job.preroll} reaches before the shot start {job.shot_start}; chunks "
                      f"starting within {job.preroll} frames of it pre-roll from {job.shot_start} (the first chunk "
                      f"pre-rolls {reach}), so they equal an unbroken render")
+    elif job.preroll > job.chunk and len(job.frames) > job.chunk:
+        notes.append(f"{job.name}: pre-roll {job.preroll} is longer than a chunk ({job.chunk}): chunks starting "
+                     f"within {job.preroll} frames of the shot start {job.shot_start} pre-roll from it (clipped), "
+                     f"and a task runs up to {job.preroll + job.chunk} frames to write {job.chunk}")
     if len(job.ranges) > 1:
         listed = job.frames_text.replace(",", ", ")
         notes.append(f"{job.name}: frames {job.frames_text} have gaps; split into contiguous ranges {listed}")
@@ -127,6 +141,14 @@ def make_job(name: str, input_pattern: str, frames: Optional[str], outputs: Mapp
     engine) when a frame asked for is missing on disk, naming the frames."""
     from rvm_engine.sequences import parse_sequence
 
+    if os.name != "nt":
+        from ..client.pathmap import windows_style
+
+        for key, value in [("input", input_pattern)] + [(k, v) for k, v in outputs.items() if v]:
+            if windows_style(value):
+                raise FarmError(f"{'the input' if key == 'input' else '--' + key} {value} is a Windows path, and "
+                                "paths are made absolute on this machine: give them as it sees them (the farm's path "
+                                "mapping translates them for Windows nodes)")
     source = os.path.abspath(input_pattern)
     seq = parse_sequence(source, frames)
     ordered = sorted(set(seq.frames))

@@ -44,8 +44,17 @@ def write(job: FarmJob, folder: str, show: str = "rvm") -> List[str]:
 
 
 def submit(job: FarmJob, cuebot: str, show: str = "rvm") -> Any:
-    """Launch the outline on the Cuebot at ``cuebot`` (host or host:port); returns what pyoutline returns."""
+    """Launch the outline on the Cuebot at ``cuebot`` (host or host:port); returns what pyoutline
+    returns. Raises FarmError when the Cuebot cannot be reached or refuses the job."""
+    from opencue.exception import CueException
     from outline import cuerun
 
+    from . import FarmError
+
     os.environ["CUEBOT_HOSTS"] = cuebot
-    return cuerun.launch(outline(job, show), use_pycuerun=False)
+    try:
+        return cuerun.launch(outline(job, show), use_pycuerun=False)
+    except CueException as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FarmError(f"{job.name}: the Cuebot at {cuebot} did not take the job ({first}); its XML is written "
+                        "beside the other job files") from None
