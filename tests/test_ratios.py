@@ -250,7 +250,7 @@ def test_a_stretch_with_gaps_steps_or_millions_of_frames_is_refused_before_any_p
     started = time.monotonic()
     with pytest.raises(FrameInputError, match="give 9999999 frames: judge at most 100"):
         sweep_ratios(shots["moving"], "1-9999999", RATIOS, model=rvm_model)  # was minutes of file checks
-    with pytest.raises(PlateError, match="has more than 10000000 frames"):
+    with pytest.raises(PlateError, match="holds more than 10000000 frames"):
         sweep_ratios(shots["moving"], "1-1000000000", RATIOS, model=rvm_model)  # was fileseq's traceback
     assert time.monotonic() - started < 5
     # A frame listed twice (the protocol takes lists) is judged once, not run twice as a still pair.
