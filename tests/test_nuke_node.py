@@ -804,3 +804,13 @@ def test_try_ratios_with_no_bridge_says_how_to_start_one(nuke, show):
     said = nuke.state.messages[-1]
     assert said.startswith(f"No bridge answers at {address}. Start one on the machine with the GPU:")
     assert group["info"].value() == said and nuke.toNode("RVMMatte1_ratios") is None
+
+
+def test_a_failed_try_ratios_leaves_a_current_matte_shown(nuke, show):
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST))
+    rvm_matte.render.render_matte(group)
+    assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0
+    group["try_ratios"].execute()  # a one-frame range: nothing to judge flicker on
+    assert group["info"].value().startswith("Try ratios needs at least two frames")
+    assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0

@@ -337,6 +337,8 @@ def try_ratios_button() -> None:
     try:
         say(try_ratios(group))
     except MatteError as error:
+        _, stale = current_state(group)  # a failed try leaves a current matte shown
+        node.show_state(group, str(error), stale)
         say(str(error))
 
 
