@@ -88,6 +88,7 @@ def resolve_show(tmp_path_factory):
     yield {"root": str(root), "pattern": pattern, "reference": reference, "movie": movie, "server": server,
            "scripts": scripts, "comp_script": os.path.join(scripts, "Comp", "RVM Matte.py"),
            "utility_script": os.path.join(scripts, "Utility", "RVM Matte.py"),
+           "ratios_script": os.path.join(scripts, "Comp", "RVM Try Ratios.py"),
            "lua_launcher": os.path.join(scripts, "Comp", "RVM Matte (Lua).lua")}
     assert server.stop() == 0, server.log_tail()
 

@@ -729,3 +729,88 @@ def test_a_studio_write_gizmo_renders_the_rvm_matte_above_it(nuke, show):
     assert rvm_matte.render.is_current(group, FIRST, FIRST + 1), group["info"].value()
     for frame in (FIRST, FIRST + 1):
         assert same(comp / f"comp.{frame:04d}.exr", ref(show, "rgba", frame))
+
+
+# -- Try ratios ---------------------------------------------------------------------------------------------------
+def sheet_attributes(path):
+    import OpenImageIO as oiio
+
+    image = oiio.ImageInput.open(str(path))
+    assert image is not None, path
+    spec = image.spec()
+    image.close()
+    return spec.getattribute("rvm:ratios"), spec.getattribute("rvm:suggested_ratio")
+
+
+def test_try_ratios_writes_the_sheet_shows_it_in_one_read_and_use_suggested_sets_the_ratio(nuke, show, capsys):
+    session(nuke, show, gui=True)
+    grade = nuke.nodes.Grade(multiply=1.0)
+    grade.setInput(0, plate_read(nuke, show["pattern"]))
+    group = rvm_node(nuke, show, grade)
+    assert group["try_frames"].value() == 8
+    group["try_frames"].setValue(3)
+    nuke.frame(FIRST + 5)
+    group["try_ratios"].execute()
+
+    # The graded input is written by the node for the stretch only: 3 frames around the current one.
+    assert [frame for name, frame in nuke.state.executed if name == "RVMMatte1.rvm_input"] == [FIRST + 4, FIRST + 5,
+                                                                                               FIRST + 6]
+    sheet = out_folder(show, group) / "ratios.png"
+    read = nuke.toNode("RVMMatte1_ratios")
+    assert read is not None and read.Class() == "Read" and read["file"].value() == str(sheet).replace(os.sep, "/")
+    ratios, suggested = sheet_attributes(sheet)
+    assert ratios == "0.125,0.25,0.4,0.6" and suggested == group["suggested_ratio"].value()
+    assert float(suggested) in (0.125, 0.25, 0.4, 0.6)
+    said = nuke.state.messages[-1]
+    assert said.startswith(f"try ratios (frames {FIRST + 4}-{FIRST + 6}): suggested {suggested}, ") and \
+        "Use suggested ratio" in said
+    assert f"suggested {suggested}" in group["info"].value()
+    assert any(task.message.startswith("trying ratios on frames") and "Cancel cannot stop it" in task.message
+               for task in nuke.state.tasks)
+    table = capsys.readouterr().out  # the table goes to the Script Editor
+    assert all(f"{ratio:g}" in table for ratio in (0.125, 0.25, 0.4, 0.6)), table
+
+    # A second press updates the same Read; the stretch is clamped to the node's range at its end.
+    nuke.frame(FIRST + 11)
+    reads = len(nuke.allNodes("Read"))
+    group["try_ratios"].execute()
+    assert len(nuke.allNodes("Read")) == reads and nuke.toNode("RVMMatte1_ratios") is read
+    assert nuke.state.messages[-1].startswith(f"try ratios (frames {FIRST + 9}-{FIRST + 11}): ")
+
+    group["use_suggested"].execute()
+    assert group["downsample_ratio"].value() == suggested
+
+
+def test_try_ratios_on_a_plain_read_sends_its_files_and_use_suggested_first_says_what_to_do(nuke, show):
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    group["use_suggested"].execute()
+    assert nuke.state.messages == [] and group["downsample_ratio"].value() == "auto"  # not the GUI: printed
+    assert group["downsample_ratio"].value() == "auto"
+    group["try_frames"].setValue(2)
+    nuke.frame(1)  # outside the range: the stretch starts at its first frame
+    line = rvm_matte.render.try_ratios(group)
+    assert line.startswith(f"try ratios (frames {FIRST}-{FIRST + 1}): ") and nuke.state.executed == []
+    assert sheet_attributes(out_folder(show, group) / "ratios.png")[0] == "0.125,0.25,0.4,0.6"
+
+
+def test_try_ratios_with_no_bridge_says_how_to_start_one(nuke, show):
+    session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    address = free_address()
+    group["server"].setValue(address)
+    group["timeout"].setValue(2)
+    group["try_ratios"].execute()
+    said = nuke.state.messages[-1]
+    assert said.startswith(f"No bridge answers at {address}. Start one on the machine with the GPU:")
+    assert group["info"].value() == said and nuke.toNode("RVMMatte1_ratios") is None
+
+
+def test_a_failed_try_ratios_leaves_a_current_matte_shown(nuke, show):
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"], FIRST, FIRST))
+    rvm_matte.render.render_matte(group)
+    assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0
+    group["try_ratios"].execute()  # a one-frame range: nothing to judge flicker on
+    assert group["info"].value().startswith("Try ratios needs at least two frames")
+    assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0

@@ -294,3 +294,52 @@ def test_a_plates_folder_that_cannot_be_made_is_said_and_the_comp_is_left_as_it_
     assert f"cannot make the folder {in_the_way / 'plates' / 'source'}" in out and "Traceback" not in out
     assert not [name for name in comp.tools if name.startswith("RVM_") or name.startswith("Saver")]
     assert comp.locks == 0 and comp.open_undo is None
+
+
+# -- Comp > RVM Try Ratios -----------------------------------------------------------------------------------------
+def sheet_ratios(path: str) -> str:
+    import OpenImageIO as oiio
+
+    image = oiio.ImageInput.open(path)
+    assert image is not None, path
+    ratios = image.spec().getattribute("rvm:ratios")
+    image.close()
+    return ratios
+
+
+def test_try_ratios_loads_the_contact_sheet_in_one_loader_and_prints_the_suggestion(bridge_env, capsys):
+    show = bridge_env
+    comp = Comp(render_start=0, render_end=COUNT - 1)
+    comp.add_loader(first_plate(show))
+    fusion, bmd, resolve = studio(Artist(), comp)
+
+    assert run_script(show["ratios_script"], **scope_for(fusion, comp, bmd, resolve)) == 0, capsys.readouterr().out
+
+    out = capsys.readouterr().out
+    sheet = os.path.join(show["root"], "sh010", "rvm", "plate_ratios.png")
+    loader = comp.FindTool("RVM_Loader1_Ratios")
+    assert loader is not None and loader.inputs["Clip"] == sheet and os.path.isfile(sheet)
+    assert sheet_ratios(sheet) == "0.125,0.25,0.4,0.6"
+    assert f"frames {FIRST}-{FIRST + 7} of " in out and "RVM Try Ratios: suggested downsample ratio " in out
+    assert all(f"{ratio:g}" in out for ratio in (0.125, 0.25, 0.4, 0.6))
+    assert len(comp.undo_groups) == 1 and comp.loose_edits == [] and comp.locks == 0
+    tools = sorted(comp.tools)
+
+    # Again: the same Loader is updated, nothing added; one more undo step.
+    fusion, bmd, resolve = studio(Artist(), comp)
+    assert run_script(show["ratios_script"], **scope_for(fusion, comp, bmd, resolve)) == 0
+    assert sorted(comp.tools) == tools and comp.FindTool("RVM_Loader1_Ratios") is loader
+    assert len(comp.undo_groups) == 2
+
+
+def test_try_ratios_with_no_bridge_says_how_to_start_one(bridge_env, monkeypatch, capsys):
+    show = bridge_env
+    comp = Comp(render_start=0, render_end=COUNT - 1)
+    comp.add_loader(first_plate(show))
+    monkeypatch.setenv("RVM_BRIDGE_ADDRESS", "tcp://127.0.0.1:9")
+    fusion, bmd, resolve = studio(Artist(), comp)
+
+    assert run_script(show["ratios_script"], **scope_for(fusion, comp, bmd, resolve)) == 1
+    assert "no RVM bridge answered at tcp://127.0.0.1:9. Start one in a terminal with `rvm-bridge serve" in \
+        capsys.readouterr().out
+    assert not [name for name in comp.tools if name.startswith("RVM_")] and comp.locks == 0

@@ -22,7 +22,7 @@ from .nuke_support import real_python
 from .resolve_support import REPO
 
 SOURCE = os.path.join(REPO, "host_plugins", "resolve")
-OURS = ["Comp/RVM Matte.py", "Comp/RVM Matte (Lua).lua", "Utility/RVM Matte.py"]
+OURS = ["Comp/RVM Matte.py", "Comp/RVM Matte (Lua).lua", "Comp/RVM Try Ratios.py", "Utility/RVM Matte.py"]
 THIS_PYTHON = "{}.{}".format(*sys.version_info[:2])
 
 

@@ -156,7 +156,8 @@ class ResolveInstall:
         else:
             lines.append("no pyzmq vendored (--no-pyzmq): Resolve's Python must have its own")
         lines.append(f"the Lua launcher runs: {self.command} (in {PACKAGE}/{COMMAND_FILE})")
-        lines.append("in Resolve: Workspace > Scripts > Comp > RVM Matte (Fusion page), Utility > RVM Matte (any page)")
+        lines.append("in Resolve: Workspace > Scripts > Comp > RVM Matte and RVM Try Ratios (Fusion page), "
+                     "Utility > RVM Matte (any page)")
         return lines
 
 

@@ -16,6 +16,7 @@ from .dialog import MatteSettings
 
 PROBE_TIMEOUT = 3.0  # the dialog's look at the default server: short, a missing server is normal here
 HELLO_TIMEOUT = 10.0
+RATIOS_TIMEOUT = 300.0  # Try Ratios: silence accepted (the bridge's "still running" notes keep it alive)
 
 
 def timeouts() -> Tuple[float, float]:

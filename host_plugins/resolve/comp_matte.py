@@ -9,6 +9,10 @@
 4. The bridge makes the plates in frame order, with progress and a Cancel (``progress``).
 5. Loaders and a MatteControl show the keyed result (``wiring``). Steps 3 to 5 are one undo step,
    and a second run on the same tool updates the same tools.
+
+Comp > RVM Try Ratios (``try_ratios``): the selected Loader's sequence, a short stretch matted at
+each downsample ratio by the bridge, which writes a contact sheet; one Loader shows it and the
+table and the suggested ratio are printed.
 """
 
 from __future__ import annotations
@@ -187,14 +191,87 @@ def render_with_saver(comp: Comp, tool: Tool, source: sources.Source, first: int
     return pattern
 
 
+TRY_FRAMES = 8  # the stretch Try Ratios judges: frames from the comp's current frame
+
+
+@dataclass
+class RatiosResult:
+    """What Try Ratios did: the bridge's reply (rows, suggested, reason, table, sheet) and the Loader."""
+
+    reply: Dict[str, Any]
+    loader: Any
+    first: int
+    last: int
+
+
+def ratios_loader_name(source_name: str) -> str:
+    return f"RVM_{source_name}_Ratios"
+
+
+def try_ratios(fusion: Fusion, comp: Comp, *, resolve: Optional[Resolve] = None, say: Say = print,
+               client: Optional[ModuleType] = None, count: int = TRY_FRAMES) -> RatiosResult:
+    """Comp > RVM Try Ratios: ``count`` frames of the selected Loader's sequence from the comp's
+    current frame (clamped to the clip) matted at each downsample ratio by the bridge, which reads
+    the files and writes ``<label>_ratios.png`` in the plates folder; one Loader (made once, then
+    updated) shows the sheet, in one undo step. Raises UserError with the artist's message."""
+    edition = detect_edition(fusion, resolve)
+    if not edition.supported:
+        raise EditionCannot("RVM Try Ratios: " + " ".join(line.strip() for line in edition.describe()))
+    tool = selected_tool(comp)
+    attrs = tool.GetAttrs()
+    name = str(attrs.get("TOOLS_Name"))
+    source = sources.loader_source(mapped_clip(comp, attrs)) if attrs.get("TOOLS_RegID") == "Loader" else None
+    if source is None or source.kind != "sequence":
+        raise UserError(f"RVM Try Ratios: {name} is not a Loader of an image sequence; the bridge reads the files "
+                        "itself, so render it to an EXR sequence (or run RVM Matte, which does) and try that.")
+    if source.last <= source.first:
+        raise UserError(f"RVM Try Ratios: {name} has one frame; ratios are judged on a stretch of at least two.")
+    offset = int(comp.CurrentTime) - int(tool.GetInput("GlobalIn") or 0)
+    first = source.first + offset if 0 <= offset <= source.last - source.first else source.first
+    first = max(source.first, min(first, source.last - max(2, count) + 1))
+    last = min(source.last, first + max(2, count) - 1)
+    unit = client or bootstrap.client_unit()
+    address = dialog.default_address()
+    sheet = os.path.join(os.path.dirname(sources.output_patterns(source)["alpha"]), f"{source.label}_ratios.png")
+    _, hello_timeout = bridge_calls.timeouts()
+    settings = dialog.MatteSettings().clip_settings()
+    settings.pop("downsample_ratio", None)  # the very thing being tried
+    try:
+        os.makedirs(os.path.dirname(sheet), exist_ok=True)
+    except OSError as error:
+        raise UserError(f"RVM Try Ratios: cannot make the folder {os.path.dirname(sheet)} for the contact sheet "
+                        f"({error.strerror or error}).") from error
+    say(f"RVM Try Ratios: frames {first}-{last} of {source.pattern} at each ratio (one request; it cannot be "
+        "cancelled once sent)")
+    try:
+        roots = [str(root) for root in bridge_calls.hello(unit, address, hello_timeout).get("roots", [])]
+    except unit.BridgeError as error:
+        raise UserError(explain(error, address).replace("RVM Matte", "RVM Try Ratios", 1)) from error
+    try:
+        with unit.BridgeClient(address, timeout=bridge_calls.RATIOS_TIMEOUT, name="resolve RVM Try Ratios") as bridge:
+            reply = dict(bridge.try_ratios(source.pattern, f"{first}-{last}", sheet=sheet,
+                                           settings=settings))
+    except unit.BridgeError as error:
+        raise UserError(explain(error, address, roots).replace("RVM Matte", "RVM Try Ratios", 1)) from error
+    with wiring.one_undo(comp, "RVM Try Ratios"):
+        loader = wiring.loader(comp, ratios_loader_name(name), str(reply.get("sheet") or sheet))
+    say(str(reply.get("table", "")).rstrip())
+    say(f"RVM Try Ratios: suggested downsample ratio {float(reply['suggested']):g}: {reply.get('reason', '')}; "
+        f"the contact sheet is in {loader.GetAttrs().get('TOOLS_Name')}. Use it as RVM Matte's downsample ratio.")
+    return RatiosResult(reply, loader, first, last)
+
+
 def main(fusion: Fusion, comp: Optional[Comp], *, bmd: Optional[Bmd] = None, resolve: Any = None,
-         say: Say = print) -> int:
-    """The entry script's body: run, and say any stop in the artist's words. 0 = done,
-    1 = stopped with a message, 2 = cancelled."""
+         say: Say = print, script: str = "comp") -> int:
+    """The entry script's body: run (``script`` "try_ratios": Try Ratios), and say any stop in
+    the artist's words. 0 = done, 1 = stopped with a message, 2 = cancelled."""
     if comp is None:
         say("RVM Matte: open a comp on the Fusion page first.")
         return 1
     try:
+        if script == "try_ratios":
+            try_ratios(fusion, comp, resolve=resolve, say=say)
+            return 0
         result = run(fusion, comp, bmd=bmd, resolve=resolve, say=say)
     except UserError as error:
         say(str(error))

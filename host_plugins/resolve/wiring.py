@@ -66,3 +66,10 @@ def wire(comp: Comp, source_name: str, plates: Dict[str, str], global_in: int, c
         matte.SetInput(name, value)
     tools["matte"] = matte
     return tools
+
+
+def loader(comp: Comp, name: str, clip: str) -> Tool:
+    """The Loader ``name`` (made once, then updated) pointed at ``clip``. Call inside ``one_undo``."""
+    tool = _tool(comp, "Loader", name)
+    tool.SetInput("Clip", clip)
+    return tool

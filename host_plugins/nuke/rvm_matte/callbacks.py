@@ -78,7 +78,8 @@ def knob_changed() -> None:
     if not node.is_rvm_matte(group):
         return
     name = nuke.thisKnob().name()
-    if name in node.HIDDEN_KNOBS or name in ("info", "label", "render", "refresh", "start_bridge"):
+    if name in node.HIDDEN_KNOBS or name in ("info", "label", "render", "refresh", "start_bridge", "try_ratios",
+                                                     "use_suggested"):
         return
     with guard(group) as entered:
         if entered:

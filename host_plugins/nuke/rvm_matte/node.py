@@ -19,7 +19,9 @@ from .colour import WORKING_SPACE
 OUTPUT_MODES = ("premultiplied RGBA", "alpha only", "foreground (unpremultiplied)", "green-screen check")
 STALE_INPUT = len(OUTPUT_MODES)
 DEFAULT_TIMEOUT = 30
-HIDDEN_KNOBS = ("rvm_clip_id", "rendered_stamp", "rendered_frames", "input_stamp", "render_summary")
+HIDDEN_KNOBS = ("rvm_clip_id", "rendered_stamp", "rendered_frames", "input_stamp", "render_summary", "suggested_ratio",
+                "ratios_summary")
+TRY_FRAMES = 8  # "try ratios on": frames around the current frame
 SETTINGS_KNOBS = ("server", "variant", "checkpoint", "downsample_ratio", "colour_space", "plates_folder")
 
 
@@ -75,12 +77,18 @@ def _build(group: nuke.Group, client: Any) -> None:
                            "import rvm_matte.render; rvm_matte.render.refresh_button()"),
         nuke.PyScript_Knob("start_bridge", "Start a local bridge",
                            "import rvm_matte.render; rvm_matte.render.start_bridge_button()"),
+        nuke.Int_Knob("try_frames", "try ratios on (frames)"),
+        nuke.PyScript_Knob("try_ratios", "Try ratios", "import rvm_matte.render; rvm_matte.render.try_ratios_button()"),
+        nuke.PyScript_Knob("use_suggested", "Use suggested ratio",
+                           "import rvm_matte.render; rvm_matte.render.use_suggested_button()"),
         nuke.Text_Knob("info", "", "not rendered yet"),
         nuke.String_Knob("rvm_clip_id", "clip"),
         nuke.String_Knob("rendered_stamp", ""),
         nuke.String_Knob("rendered_frames", ""),
         nuke.String_Knob("input_stamp", ""),
         nuke.String_Knob("render_summary", ""),
+        nuke.String_Knob("suggested_ratio", ""),
+        nuke.String_Knob("ratios_summary", ""),
     ]
     for knob in knobs:
         group.addKnob(knob)
@@ -90,6 +98,7 @@ def _build(group: nuke.Group, client: Any) -> None:
     group["downsample_ratio"].setValue("auto")
     group["use_input_range"].setValue(True)
     group["timeout"].setValue(DEFAULT_TIMEOUT)
+    group["try_frames"].setValue(TRY_FRAMES)
     group["rvm_clip_id"].setValue(new_clip_id())
     group.begin()
     try:

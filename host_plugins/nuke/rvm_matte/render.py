@@ -146,13 +146,15 @@ def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> 
     return made
 
 
-def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: Progress) -> Optional[str]:
+def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: Progress,
+                remember: bool = True) -> Optional[str]:
     """Write the node's input for ``first``-``last`` with the internal Write (frames already
-    written from this same input are kept); returns the pattern, or None when cancelled."""
+    written from this same input are kept; ``remember`` False: a scratch folder, always written
+    afresh and not recorded); returns the pattern, or None when cancelled."""
     write = node.inner(group, "rvm_input")
     pattern = os.path.join(folder, "input.####.exr")
     input_stamp = upstream.stamp(group, [], first, first)
-    keep = str(group["input_stamp"].value()) == input_stamp
+    keep = remember and str(group["input_stamp"].value()) == input_stamp
     try:
         os.makedirs(folder, exist_ok=True)
         if not keep:
@@ -164,7 +166,7 @@ def write_input(group: nuke.Node, first: int, last: int, folder: str, progress: 
     except OSError as error:
         fail(group, "Cannot make the plates folder %s (%s): set \"plates folder\" to a folder this machine can "
                     "write, under one of the bridge's roots." % (folder, error.strerror or error))
-    if not keep:
+    if remember and not keep:
         group["input_stamp"].setValue(input_stamp)
     write["file"].setValue(pattern.replace(os.sep, "/"))
     write["disable"].setValue(False)
@@ -279,6 +281,9 @@ def is_current(group: nuke.Node, first: int, last: int) -> bool:
 
 def refresh_state(group: nuke.Node) -> None:
     text, stale = current_state(group)
+    ratios = group.knob("ratios_summary")  # absent on a node saved before "Try ratios"
+    if ratios is not None and str(ratios.value()):
+        text += "\n" + str(ratios.value())
     node.show_state(group, text, stale)
 
 
@@ -323,3 +328,114 @@ def start_bridge_button() -> None:
         return
     _local_bridges.append(server)
     say(f"A bridge runs at {server.address}, reading and writing under {folder}.")
+
+
+# -- Try ratios -------------------------------------------------------------------------------------------------------
+def try_ratios_button() -> None:
+    """The "Try ratios" button: a contact sheet of the downsample ratios on a short stretch."""
+    group = nuke.thisNode()
+    try:
+        say(try_ratios(group))
+    except MatteError as error:
+        _, stale = current_state(group)  # a failed try leaves a current matte shown
+        node.show_state(group, str(error), stale)
+        say(str(error))
+
+
+def use_suggested_button() -> None:
+    """The "Use suggested ratio" button: the last "Try ratios" suggestion into "downsample ratio"."""
+    group = nuke.thisNode()
+    knob = group.knob("suggested_ratio")
+    suggested = str(knob.value()).strip() if knob is not None else ""
+    if not suggested:
+        say("Press Try ratios first: it suggests a downsample ratio for this shot.")
+        return
+    group["downsample_ratio"].setValue(suggested)
+    refresh_state(group)
+
+
+def ratio_stretch(group: nuke.Node, node_first: int, node_last: int) -> Tuple[int, int]:
+    """The frames "Try ratios" judges: "try ratios on" frames (default 8) around the current frame,
+    or from the start of the range when the current frame is outside it; clamped to the range."""
+    knob = group.knob("try_frames")
+    count = int(knob.value()) if knob is not None and int(knob.value()) > 0 else node.TRY_FRAMES
+    current = int(nuke.frame())
+    start = current - count // 2 if node_first <= current <= node_last else node_first
+    start = max(node_first, min(start, node_last - count + 1))
+    return start, min(node_last, start + count - 1)
+
+
+def try_ratios(group: nuke.Node) -> str:
+    """Matte a short stretch at each downsample ratio through the bridge, write the contact sheet
+    (``ratios.png`` in the node's plates), show it in a Read beside the node and remember the
+    suggestion. Returns what to tell the artist; raises MatteError in the artist's words."""
+    client, problem = load_client()
+    if client is None:
+        fail(group, problem)
+    if group.input(0) is None:
+        fail(group, "Connect a plate to RVMMatte's input, then try ratios.")
+    node_first, node_last = node.frame_range(group)
+    first, last = ratio_stretch(group, node_first, node_last)
+    if last <= first:
+        fail(group, "Try ratios needs at least two frames: the node's range %d-%d is too short." % (node_first,
+                                                                                                   node_last))
+    address = str(group["server"].value())
+    out = os.path.join(plates_folder(group), str(group["rvm_clip_id"].value()))
+    sheet = os.path.join(out, "ratios.png")
+    settings = clip_settings(group)
+    settings.pop("downsample_ratio", None)  # the very thing being tried
+    source = upstream.plain_exr_read(group, first, last)
+    progress: Optional[Progress] = None
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        fail(group, "Cannot make the plates folder %s (%s): set \"plates folder\" to a folder this machine can "
+                    "write, under one of the bridge's roots." % (out, error.strerror or error))
+    try:
+        timeout = float(group["timeout"].value() or node.DEFAULT_TIMEOUT)
+        with client.BridgeClient(address, timeout=timeout) as bridge:
+            if source is not None and not reaches(bridge, client, source):
+                source = None
+        writing = 0 if source is not None else last - first + 1
+        task = progress = Progress(f"RVMMatte {group.name()}: trying ratios", writing + 1)
+        if source is None:
+            source = write_input(group, first, last, os.path.join(out, "ratios_input"), task, remember=False)
+            if source is None:
+                return _cancelled(group, "try ratios cancelled while writing the input; nothing was sent")
+        task.step(writing, "trying ratios on frames %d-%d (one request to the bridge: Cancel cannot stop it "
+                           "now, it ends when the sheet is written)" % (first, last))
+        with client.BridgeClient(address, timeout=timeout) as bridge:
+            reply = bridge.try_ratios(source, "%d-%d" % (first, last), sheet=sheet, settings=settings,
+                                      timeout=timeout)
+    except client.BridgeError as error:
+        fail(group, messages.explain(error, client, address, os.path.dirname(out), _roots(client, address, error)))
+    finally:
+        if progress is not None:
+            progress.close()
+    print(str(reply.get("table", "")))
+    suggested = "%g" % float(reply["suggested"])
+    read = show_sheet(group, str(reply.get("sheet") or sheet))
+    line = "try ratios (frames %d-%d): suggested %s, %s" % (first, last, suggested, reply.get("reason", ""))
+    group["suggested_ratio"].setValue(suggested)
+    group["ratios_summary"].setValue(line)
+    refresh_state(group)
+    return "%s\nThe contact sheet is in %s. Press \"Use suggested ratio\" to set it." % (line, read.name())
+
+
+def show_sheet(group: nuke.Node, sheet: str) -> nuke.Node:
+    """The Read beside ``group`` showing the contact sheet: made once, pointed and reloaded after."""
+    path = group.fullName().rpartition(".")[0]  # a button runs in the group's own context: go by full name
+    with nuke.root():
+        parent = cast(nuke.Group, (nuke.toNode(path) if path else None) or nuke.root())
+    name = group.name() + "_ratios"
+    with parent:
+        read = nuke.toNode(name)
+        if read is None or read.Class() != "Read":
+            read = nuke.nodes.Read(name=name)
+            read["xpos"].setValue(int(group["xpos"].value()) + 150)
+            read["ypos"].setValue(int(group["ypos"].value()))
+    read["file"].setValue(sheet.replace(os.sep, "/"))
+    for knob in ("first", "last", "origfirst", "origlast"):
+        read[knob].setValue(1)
+    cast(nuke.PyScript_Knob, read["reload"]).execute()
+    return read

@@ -27,6 +27,7 @@ https://learn.foundry.com/nuke/developers/<version>/pythondevguide/ , "_autosumm
   from 17.1 (pybind11); ``isCancelled`` turns True after ``state.cancel_after`` progress steps.
 - Callbacks registry (nuke.callbacks: addOnCreate, addKnobChanged, addUpdateUI, addBeforeRender)
   keyed by node class; onCreate runs for nodes created from Python, loaded or pasted.
+- ``nuke.frame()`` / ``nuke.frame(f)``: the current frame (nuke.frame).
 - ``nuke.GUI`` (configure(gui=...)); ``nuke.message`` records the text (a dialog in Nuke).
 - Scripts: ``scriptSave``/``scriptClear``/``scriptOpen`` and ``nodeCopy``/``nodePaste`` keep
   every knob value and connection (a JSON file here, a .nk script in Nuke).
@@ -64,6 +65,7 @@ class _State:
         self.this_knob: List[Any] = []
         self.executed: List[tuple] = []
         self.clipboard = ""
+        self.frame = 1
         self.menus: Dict[str, Menu] = {}
 
 
@@ -512,6 +514,13 @@ def allNodes(filter=None, group=None, recurseGroups=False):
 
 def thisNode():
     return state.this_node[-1] if state.this_node else _root
+
+
+def frame(f=None):
+    """The current frame (nuke.frame: "Return or set the current frame number")."""
+    if f is not None:
+        state.frame = int(f)
+    return state.frame
 
 
 def thisKnob():
