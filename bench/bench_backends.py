@@ -4,7 +4,8 @@ on the official export, in one process, on the same frames, interleaved.
 Every contender runs the same frames once per round, in turn, for ``--rounds`` rounds, so a
 neighbour's load on a shared machine falls on all of them alike; the figures to quote are the
 ratios. Our backends run through ``MattingSession`` (input checks and state handling included);
-the official export runs bare, as in bench_engine.py.
+the official export runs bare, as in bench_engine.py, and so do our ONNX Runtime and OpenVINO
+steps in the rows marked "step alone" (the same network work as the official rows).
     .venv/bin/python bench/bench_backends.py                       # 1920x1080 @ 0.25 and 3840x2160 @ 0.125
     .venv/bin/python bench/bench_backends.py --sizes 1920x1080@0.25 --frames 4 --rounds 3
 """
@@ -32,7 +33,22 @@ def _session_step(model, backend: str, precision: str, ratio: float) -> Callable
     return lambda frame: session.run(frame)
 
 
-def _official_step(runtime: str, export: str, ratio: float, precision: str) -> Callable[[np.ndarray], None]:
+def _bare_step(model, backend: str, ratio: float, height: int, width: int) -> Callable[[np.ndarray], None]:
+    """Our backend's network step alone, fed as the official export is below (no session: no
+    input checks, clamp or conversion of the results to [H,W,3])."""
+    from rvm_engine.backends import cold_states, frame_step
+
+    step = frame_step(model, backend, "float32", height, width, ratio)
+    rec = cold_states(model, height, width, ratio)
+
+    def run(frame: np.ndarray) -> None:
+        nonlocal rec
+        _, _, rec = step.run(np.ascontiguousarray(frame.transpose(2, 0, 1)[None]), rec)
+    return run
+
+
+def _official_step(runtime: str, export: str, ratio: float, precision: str,
+                   tuned: bool = False) -> Callable[[np.ndarray], None]:
     """The official export run bare: src [1,3,H,W], states starting as [1,1,1,1] zeros, the ratio an input."""
     rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
     ratio_in = np.array([ratio], np.float32)
@@ -42,7 +58,12 @@ def _official_step(runtime: str, export: str, ratio: float, precision: str) -> C
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        session = ort.InferenceSession(export, options, providers=["CPUExecutionProvider"])
+        disabled = []
+        if tuned:  # our backend's settings, to tell what the graph gives from what the settings give
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            disabled = ["NchwcTransformer"]
+        session = ort.InferenceSession(export, options, providers=["CPUExecutionProvider"],
+                                       disabled_optimizers=disabled)
 
         def run(inputs: dict) -> list:
             return session.run(None, inputs)
@@ -84,10 +105,16 @@ def bench_size(width: int, height: int, ratio: float, frames_count: int, rounds:
         for backend in ("torch", "onnxruntime", "openvino"):
             if is_installed(backend) and not (backend == "onnxruntime" and precision == "bfloat16"):
                 contenders[f"ours {backend} {precision}"] = _session_step(model, backend, precision, ratio)
+                if backend != "torch" and precision == "float32":
+                    contenders[f"ours {backend} {precision}, step alone"] = _bare_step(
+                        model, backend, ratio, height, width)
         for runtime in ("onnxruntime", "openvino"):
             if is_installed(runtime) and not (runtime == "onnxruntime" and precision == "bfloat16"):
                 contenders[f"official export, {runtime} {precision}"] = _official_step(
                     runtime, export_file.name, ratio, precision)
+        if precision == "float32" and is_installed("onnxruntime"):
+            contenders["official export, onnxruntime, our settings"] = _official_step(
+                "onnxruntime", export_file.name, ratio, precision, tuned=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for step in contenders.values():  # warm-up: exports, compilation, first-frame allocations
@@ -102,14 +129,15 @@ def bench_size(width: int, height: int, ratio: float, frames_count: int, rounds:
     os.unlink(export_file.name)
 
     runs = frames_count * rounds
-    official = {name: s for name, s in seconds.items() if name.startswith("official") and "float32" in name}
+    # The reference: the faster of the two runtimes as they come, on the official export, float32.
+    official = {name: s for name, s in seconds.items() if name.startswith("official") and name.endswith("float32")}
     best_name = min(official, key=official.__getitem__)
     fp32_torch = seconds["ours torch float32"]
     print(f"\n{width}x{height} @ downsample_ratio {ratio}: {frames_count} frames x {rounds} interleaved rounds"
           f"{'' if cpu_has_bf16() or not with_bf16 else ' (no bf16 instructions: bfloat16 runs as float32)'}")
-    print(f"{'':40s} {'ms/frame':>9s} {'fps':>6s}  {'vs ' + best_name:>40s}  vs ours torch float32")
+    print(f"{'':46s} {'ms/frame':>9s} {'fps':>6s}  {'vs ' + best_name:>40s}  vs ours torch float32")
     for name, s in seconds.items():
-        print(f"{name:40s} {1000 * s / runs:9.1f} {runs / s:6.2f}  {seconds[best_name] / s:40.2f}  {fp32_torch / s:5.2f}")
+        print(f"{name:46s} {1000 * s / runs:9.1f} {runs / s:6.2f}  {seconds[best_name] / s:40.2f}  {fp32_torch / s:5.2f}")
 
 
 def main() -> None:

@@ -6,8 +6,8 @@ four states out, all numpy float32, on an export of *our* model with *our* weigh
 them at 1e-4). ``MattingSession`` holds the states between frames and picks the backend.
 
 ``auto`` is a fixed preference, from bench/bench_backends.py on the 2-core development CPU
-(docs/engine.md, "CPU backends"): OpenVINO, then ONNX Runtime, then torch, the first one
-installed. CUDA always runs torch.
+(docs/engine.md, "CPU backends"): for float32 ONNX Runtime, then OpenVINO, then torch; for
+bfloat16 OpenVINO, then torch; the first one installed. CUDA always runs torch.
 
 Precision ``bfloat16`` on the CPU: OpenVINO's inference precision hint (its own bf16 kernels,
 float32 weights and state at the edges), or torch's CPU autocast. ONNX Runtime has no bfloat16
@@ -31,7 +31,7 @@ from .export import OUTPUTS, STATE_INPUTS, exported_graph, state_shapes
 from .model import MattingNetwork
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-AUTO_PREFERENCE = ("openvino", "onnxruntime", "torch")
+AUTO_PREFERENCE = {"float32": ("onnxruntime", "openvino", "torch"), "bfloat16": ("openvino", "torch")}
 PIP_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
@@ -68,10 +68,7 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
                                "(use --backend torch or auto)")
         return "torch"
     if backend == "auto":
-        for candidate in AUTO_PREFERENCE:
-            if is_installed(candidate) and not (candidate == "onnxruntime" and precision == "bfloat16"):
-                return candidate
-        return "torch"
+        return next(candidate for candidate in AUTO_PREFERENCE[precision] if is_installed(candidate))
     if not is_installed(backend):
         raise BackendError(f"the {backend} backend needs the {PIP_PACKAGES[backend]} package: "
                            f"pip install {PIP_PACKAGES[backend]} (or choose --backend torch)")
@@ -95,7 +92,10 @@ class OnnxRuntimeStep:
         # Idle pool threads sleep rather than spin: torch's threads do the frame's checks and
         # copies between runs, and spinning ORT threads slowed those tenfold on 2 cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+        # The NCHWc layout pass turns the refiner's full-size resize into a slower blocked
+        # Upsample plus a reorder: 658 against 572 ms a 4K frame (0.125) without it, 1080p even.
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
+                                             disabled_optimizers=["NchwcTransformer"])
 
     def run(self, src: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         fgr, pha, *rec = self._session.run(None, {"src": src, **dict(zip(STATE_INPUTS, states))})

@@ -1,5 +1,6 @@
 """Our network, with our weights, as an ONNX graph for the CPU backends (``backends.py``).
 
+The graph takes frames already checked and clamped to 0..1 (``MattingSession`` does both).
 One graph per clip shape: the downsample ratio and the frame size are fixed in it (a clip keeps
 both for its whole length), so the runtimes fold every shape computation and the ratio's resize
 into constants. The recurrent states are inputs and outputs, as in the official export; a cold
@@ -25,6 +26,7 @@ from .model import MattingNetwork
 from .weights import cache_dir
 
 OPSET = 17
+GRAPH_VERSION = 2  # in the cache key: raise it when what is exported changes (2: no input clamp)
 STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
 OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 _export_lock = threading.Lock()
@@ -39,7 +41,7 @@ class _OneFrame(nn.Module):
         self.downsample_ratio = downsample_ratio
 
     def forward(self, src: Tensor, r1: Tensor, r2: Tensor, r3: Tensor, r4: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.model(src, r1, r2, r3, r4, downsample_ratio=self.downsample_ratio))
+        return tuple(self.model.matte(src, r1, r2, r3, r4, self.downsample_ratio))
 
 
 def state_shapes(model: MattingNetwork, height: int, width: int, downsample_ratio: float) -> list[tuple[int, ...]]:
@@ -70,7 +72,7 @@ def weights_digest(model: MattingNetwork) -> str:
 
 def export_path(model: MattingNetwork, height: int, width: int, downsample_ratio: float) -> Path:
     name = (f"rvm_{model.variant}_{model.refiner_name}_{weights_digest(model)}_r{downsample_ratio:.6g}_"
-            f"{width}x{height}_opset{OPSET}.onnx")
+            f"{width}x{height}_opset{OPSET}_v{GRAPH_VERSION}.onnx")
     return cache_dir() / "exports" / name
 
 
@@ -89,8 +91,8 @@ def exported_graph(model: MattingNetwork, height: int, width: int, downsample_ra
         fd, temp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         os.close(fd)
         try:
-            # The input checks (finite values, sizes) become constants in a trace; the session
-            # makes them on every frame before a backend sees it.
+            # Without the input checks and clamp (``matte``): in a trace the checks become
+            # constants, and the clamp, a full-size pass, is cheaper in place on the session's copy.
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(step, (src, *states), temp, input_names=["src", *STATE_INPUTS],

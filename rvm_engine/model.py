@@ -87,6 +87,20 @@ class MattingNetwork(nn.Module):
         empty batch or a ratio that shrinks the frame to nothing raise ``FrameInputError``.
         """
         src = check_source(src, downsample_ratio)
+        return self.matte(src, r1, r2, r3, r4, downsample_ratio, segmentation_pass)
+
+    def matte(
+        self,
+        src: Tensor,
+        r1: Optional[Tensor],
+        r2: Optional[Tensor],
+        r3: Optional[Tensor],
+        r4: Optional[Tensor],
+        downsample_ratio: float,
+        segmentation_pass: bool = False,
+    ) -> list[Tensor]:
+        """``forward`` without the input checks and clamp: for a caller that made them (the ONNX
+        export, whose backends clamp the frame in place on their own copy)."""
         src_sm = _resize(src, downsample_ratio) if downsample_ratio != 1 else src
         f1, f2, f3, f4 = self.backbone(src_sm)
         f4 = self.aspp(f4)

@@ -110,7 +110,7 @@ class MattingSession:
         """
         ratio = self._prepare(int(src.shape[-2]), int(src.shape[-1]))
         if self.backend != "torch":
-            frames = src.detach().to("cpu", torch.float32).reshape(-1, *src.shape[-3:]).contiguous().numpy()
+            frames = src.detach().to("cpu", torch.float32).reshape(-1, *src.shape[-3:]).numpy()
             fgr, pha = (torch.from_numpy(out) for out in self._run_frames(frames, ratio))
             self.frame = frame
             return fgr.reshape(*src.shape[:-3], *fgr.shape[1:]), pha.reshape(*src.shape[:-3], *pha.shape[1:])
@@ -125,11 +125,14 @@ class MattingSession:
         return fgr, pha
 
     def _run_frames(self, frames: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
-        """``frames`` ``[N,3,H,W]`` float32 (one clip's, in order) through the session's ONNX Runtime or
-        OpenVINO step; returns ``fgr [N,3,H,W]`` and ``pha [N,1,H,W]``. Numpy throughout: on a busy
-        CPU torch's thread pool made each copy and check between frames several times slower."""
-        # The torch model's checks (shape, finite values, ratio); its clamp to 0..1 is in the exported graph.
+        """``frames`` ``[N,3,H,W]`` float32 (one clip's, in order; any strides) through the session's
+        ONNX Runtime or OpenVINO step; returns ``fgr [N,3,H,W]`` and ``pha [N,1,H,W]``. Numpy
+        throughout: on a busy CPU torch's thread pool made each copy and check between frames
+        several times slower."""
+        # The torch model's checks (shape, finite values, ratio), then its clamp to 0..1 made in
+        # the one pass that copies the frames into the contiguous NCHW the runtimes take.
         check_source(torch.from_numpy(frames), ratio, clamp=False)
+        frames = np.clip(frames, 0.0, 1.0, out=np.empty(frames.shape, np.float32))
         height, width = frames.shape[-2:]
         step = backends.frame_step(self.model, self.backend, self.precision, height, width, ratio)
         if self._rec[0] is None:
@@ -158,8 +161,7 @@ class MattingSession:
             raise FrameInputError(f"frames have shape {frames.shape}; expected [T,H,W,3] RGB")
         if self.backend != "torch":
             ratio = self._prepare(int(frames.shape[1]), int(frames.shape[2]))
-            nchw = np.ascontiguousarray(np.asarray(frames, np.float32).transpose(0, 3, 1, 2))
-            fgr_nchw, pha_nchw = self._run_frames(nchw, ratio)
+            fgr_nchw, pha_nchw = self._run_frames(np.asarray(frames, np.float32).transpose(0, 3, 1, 2), ratio)
             self.frame = last_frame
             return np.ascontiguousarray(fgr_nchw.transpose(0, 2, 3, 1)), np.ascontiguousarray(pha_nchw[:, 0])
         src = self._upload(np.ascontiguousarray(frames, dtype=np.float32))

@@ -8,6 +8,7 @@ import OpenImageIO as oiio
 import pytest
 import torch
 
+from bridge_server.cli import main
 from rvm_engine import backends
 from rvm_engine.backends import BackendError, resolve_backend
 from rvm_engine.clip import ClipSettings
@@ -89,23 +90,24 @@ def test_the_export_is_cached_beside_the_weights_and_leaves_the_model_in_eval(rv
 
 
 @pytest.mark.skipif(not backends.is_installed("onnxruntime"), reason="onnxruntime is not installed")
-def test_a_render_with_onnxruntime_writes_the_torch_render_plates(rvm_model, tmp_path):
+def test_render_with_backend_onnxruntime_writes_the_torch_render_plates(rvm_model, tmp_path):
     pattern = write_sample_plates(tmp_path / "src", count=6, width=256, height=224)
-    alphas = {}
-    for backend in ("torch", "onnxruntime"):
-        settings = ClipSettings(alpha=str(tmp_path / backend / "a.####.exr"), downsample_ratio=0.5,
-                                backend=backend, pixel_type="float")
-        render_sequence(pattern, None, settings, model=rvm_model, progress=False)
-        alphas[backend] = [np.asarray(oiio.ImageBuf(str(tmp_path / backend / f"a.{1001 + i:04d}.exr")).get_pixels(oiio.FLOAT))
-                           for i in range(6)]
-    for alpha, reference in zip(alphas["onnxruntime"], alphas["torch"]):
+    settings = ClipSettings(alpha=str(tmp_path / "torch" / "a.####.exr"), downsample_ratio=0.5, backend="torch",
+                            pixel_type="float")
+    render_sequence(pattern, None, settings, model=rvm_model, progress=False)
+    assert main(["render", pattern, "--alpha", str(tmp_path / "ort" / "a.####.exr"), "--downsample-ratio", "0.5",
+                 "--backend", "onnxruntime", "--pixel-type", "float", "--no-progress"]) == 0
+    for i in range(6):
+        alpha, reference = (np.asarray(oiio.ImageBuf(str(tmp_path / name / f"a.{1001 + i:04d}.exr")).get_pixels(oiio.FLOAT))
+                            for name in ("ort", "torch"))
         assert np.abs(alpha - reference).max() <= BOUND
 
 
 def test_auto_picks_the_first_installed_backend_and_torch_on_cuda(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    expected = next(name for name in backends.AUTO_PREFERENCE if backends.is_installed(name))
-    assert resolve_backend("auto", cpu, "float32") == expected
+    for precision in ("float32", "bfloat16"):
+        expected = next(name for name in backends.AUTO_PREFERENCE[precision] if backends.is_installed(name))
+        assert resolve_backend("auto", cpu, precision) == expected
     assert resolve_backend("auto", cuda, "float32") == "torch"
     monkeypatch.setattr(backends, "is_installed", lambda name: name == "torch")
     assert resolve_backend("auto", cpu, "float32") == "torch"
