@@ -110,6 +110,9 @@ class MattingSession:
         """
         ratio = self._prepare(int(src.shape[-2]), int(src.shape[-1]))
         if self.backend != "torch":
+            if src.ndim in (4, 5) and src.shape[0] != 1:
+                raise FrameInputError(f"src has a batch of {src.shape[0]}; the {self.backend} backend mattes one clip: "
+                                      "[1,3,H,W] or [1,T,3,H,W]")
             frames = src.detach().to("cpu", torch.float32).reshape(-1, *src.shape[-3:]).numpy()
             fgr, pha = (torch.from_numpy(out) for out in self._run_frames(frames, ratio))
             self.frame = frame
