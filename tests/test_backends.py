@@ -36,10 +36,20 @@ def _mattes(model, shot, ratio, **kwargs):
     return [session.run(frame) for frame in shot], session
 
 
+_torch_mattes: dict = {}
+
+
+def _torch_reference(model, shot, ratio):
+    """The plain torch model's mattes and session, once per ratio for the module."""
+    if ratio not in _torch_mattes:
+        _torch_mattes[ratio] = _mattes(model, shot, ratio, backend="torch")
+    return _torch_mattes[ratio]
+
+
 @pytest.mark.parametrize("backend", CPU_BACKENDS)
 @pytest.mark.parametrize("ratio", [0.25, 0.5, 1.0])
 def test_a_cpu_backend_mattes_seven_frames_as_the_torch_model_does(rvm_model, shot, backend, ratio):
-    reference, torch_session = _mattes(rvm_model, shot, ratio, backend="torch")
+    reference, torch_session = _torch_reference(rvm_model, shot, ratio)
     mattes, session = _mattes(rvm_model, shot, ratio, backend=backend)
     assert session.backend == backend
     for (fgr, pha), (fgr_ref, pha_ref) in zip(mattes, reference):
@@ -128,7 +138,7 @@ def test_a_backend_that_is_not_installed_names_the_package_to_install(monkeypatc
 def test_bfloat16_mattes_stay_close_to_float32(rvm_model, shot, backend):
     # Bounded on the mean: bf16 keeps 8 bits of mantissa, and a pixel on an edge can swing far
     # (max 0.1-0.35, mean up to 0.0075 on this shot: docs/engine.md, "CPU backends").
-    reference, _ = _mattes(rvm_model, shot, 0.25, backend="torch")
+    reference, _ = _torch_reference(rvm_model, shot, 0.25)
     mattes, session = _mattes(rvm_model, shot, 0.25, backend=backend, precision="bfloat16")
     assert session.precision == "bfloat16"
     for (_, pha), (_, pha_ref) in zip(mattes, reference):
@@ -146,3 +156,13 @@ def test_onnxruntime_refuses_bfloat16(rvm_model, monkeypatch):
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: True)
     with pytest.raises(BackendError, match="bfloat16"):
         resolve_backend("onnxruntime", torch.device("cpu"), "bfloat16")
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_backend_session_mattes_one_clip_not_a_batch_of_clips(rvm_model, shot, backend):
+    session = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend)
+    two_clips = torch.from_numpy(shot[:2]).permute(0, 3, 1, 2)
+    with pytest.raises(backends.FrameInputError, match="one clip"):
+        session.run_tensor(two_clips)
+    fgr, pha = session.run_tensor(two_clips[None])  # [1,T,3,H,W]: two frames of one clip
+    assert fgr.shape == (1, 2, 3, 384, 320) and pha.shape == (1, 2, 1, 384, 320)
