@@ -60,6 +60,7 @@ class Engine:
             downsample_ratio=settings["downsample_ratio"], framing=settings["framing"], colour_space=settings["colour_space"],
             ocio_config=settings["ocio_config"], to_model=settings["to_model"],
             rgba_premultiplied=settings["rgba_premultiplied"], precision=settings["precision"], device=self.device,
+            backend=settings["backend"],
             alpha=outputs["alpha"], foreground=outputs["foreground"], rgba=outputs["rgba"],
             pixel_type=settings["pixel_type"], compression=settings["compression"], layer=settings["layer"])
 

@@ -48,6 +48,7 @@ class ClipSettings:
     ocio_config: Optional[str] = None
     to_model: str = "srgb"
     precision: str = "float32"
+    backend: str = "auto"
     device: str = "cpu"
     alpha: Optional[str] = None
     foreground: Optional[str] = None
@@ -167,7 +168,7 @@ class ClipMatter:
         self.model = model
         self.session = MattingSession(
             model, device=settings.device, precision=settings.precision, downsample_ratio=settings.downsample_ratio,
-            framing=settings.framing,
+            framing=settings.framing, backend=settings.backend,
         )
         self._colour: Optional[PlateColour] = None
         self._colour_lock = threading.Lock()

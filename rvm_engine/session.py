@@ -8,17 +8,18 @@ the frame number they belong to. The batch renderer and the bridge server hold o
 from __future__ import annotations
 
 import copy
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from . import backends
 from .errors import FrameInputError
-from .model import MattingNetwork
+from .model import MattingNetwork, check_source
 from .ratio_guidance import check_framing, guided_ratio
 
-PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
+PRECISIONS = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class MattingSession:
@@ -28,6 +29,10 @@ class MattingSession:
     ``framing`` (portrait or full-body, the official table's columns; see ``ratio_guidance``)
     and keeps it for the clip (the recurrent state only fits frames of one size and ratio).
     ``downsample_ratio`` then holds the ratio actually used.
+
+    ``backend`` is ``torch``, ``onnxruntime``, ``openvino`` or ``auto`` (see ``backends``);
+    ``backend`` then holds the one that runs. With ONNX Runtime or OpenVINO the state is numpy
+    arrays between frames.
     """
 
     def __init__(
@@ -38,15 +43,18 @@ class MattingSession:
         precision: str = "float32",
         downsample_ratio: Optional[float] = None,
         framing: str = "portrait",
+        backend: str = "torch",
     ) -> None:
         if precision not in PRECISIONS:
             raise FrameInputError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         if downsample_ratio is not None and not 0 < downsample_ratio <= 1:
             raise FrameInputError(f"downsample_ratio {downsample_ratio} must be in (0, 1], or None for automatic")
         self.device = torch.device(device) if device is not None else next(model.parameters()).device
+        if precision == "float16" and self.device.type == "cpu":
+            raise FrameInputError("precision float16 needs a CUDA device; use float32 (or bfloat16) on the CPU")
+        precision = backends.effective_precision(precision, self.device)
+        self.backend = backends.resolve_backend(backend, self.device, precision)
         self.dtype = PRECISIONS[precision]
-        if self.dtype == torch.float16 and self.device.type == "cpu":
-            raise FrameInputError("precision float16 needs a CUDA device; use float32 on the CPU")
         self.framing = check_framing(framing)
         self.model = model
         self.precision = precision
@@ -55,7 +63,7 @@ class MattingSession:
         self.frame: Optional[int] = None
         self.frames_run = 0
         self._size: Optional[tuple[int, int]] = None
-        self._rec: list[Optional[Tensor]] = [None] * 4
+        self._rec: list[Any] = [None] * 4  # tensors (torch) or numpy arrays (other backends)
         self._staging: Optional[Tensor] = None  # pinned host buffer reused for CUDA uploads
 
     def reset(self) -> None:
@@ -70,7 +78,7 @@ class MattingSession:
         """An independent copy of this session: the same model, device, precision and ratio, the
         recurrent state copied (so two chunks of a clip can each advance their own)."""
         twin = copy.copy(self)
-        twin._rec = [None if r is None else r.clone() for r in self._rec]
+        twin._rec = [None if r is None else r.copy() if isinstance(r, np.ndarray) else r.clone() for r in self._rec]
         twin._staging = None
         return twin
 
@@ -80,7 +88,8 @@ class MattingSession:
 
     def state_nbytes(self) -> int:
         """Bytes held by the recurrent state (on its device)."""
-        return sum(r.numel() * r.element_size() for r in self._rec if r is not None)
+        return sum(int(r.nbytes) if isinstance(r, np.ndarray) else r.numel() * r.element_size()
+                   for r in self._rec if r is not None)
 
     def _prepare(self, height: int, width: int) -> float:
         if self._size is not None and self._size != (height, width):
@@ -100,15 +109,46 @@ class MattingSession:
         ``frame`` records the clip frame the state now belongs to (the last of a series).
         """
         ratio = self._prepare(int(src.shape[-2]), int(src.shape[-1]))
+        if self.backend != "torch":
+            if src.ndim in (4, 5) and src.shape[0] != 1:
+                raise FrameInputError(f"src has a batch of {src.shape[0]}; the {self.backend} backend mattes one clip: "
+                                      "[1,3,H,W] or [1,T,3,H,W]")
+            frames = src.detach().to("cpu", torch.float32).reshape(-1, *src.shape[-3:]).numpy()
+            fgr, pha = (torch.from_numpy(out) for out in self._run_frames(frames, ratio))
+            self.frame = frame
+            return fgr.reshape(*src.shape[:-3], *fgr.shape[1:]), pha.reshape(*src.shape[:-3], *pha.shape[1:])
         src = src.to(self.device, torch.float32, non_blocking=True)
-        # Half precision through autocast: the shared model keeps its float32 weights.
-        half = self.dtype == torch.float16
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=torch.float16, enabled=half):
+        # Reduced precision through autocast: the shared model keeps its float32 weights.
+        reduced = self.dtype != torch.float32
+        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype, enabled=reduced):
             fgr, pha, *rec = self.model(src, *self._rec, downsample_ratio=ratio)
         self._rec = list(rec)
         self.frames_run += src.shape[1] if src.ndim == 5 else src.shape[0]
         self.frame = frame
         return fgr, pha
+
+    def _run_frames(self, frames: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+        """``frames`` ``[N,3,H,W]`` float32 (one clip's, in order; any strides) through the session's
+        ONNX Runtime or OpenVINO step; returns ``fgr [N,3,H,W]`` and ``pha [N,1,H,W]``. Numpy
+        throughout: on a busy CPU torch's thread pool made each copy and check between frames
+        several times slower."""
+        # The torch model's checks (shape, finite values, ratio), then its clamp to 0..1 made in
+        # the one pass that copies the frames into the contiguous NCHW the runtimes take.
+        check_source(torch.from_numpy(frames), ratio, clamp=False)
+        frames = np.clip(frames, 0.0, 1.0, out=np.empty(frames.shape, np.float32))
+        height, width = frames.shape[-2:]
+        step = backends.frame_step(self.model, self.backend, self.precision, height, width, ratio)
+        if self._rec[0] is None:
+            self._rec = backends.cold_states(self.model, height, width, ratio)
+        fgrs, phas = [], []
+        for frame in frames:
+            fgr, pha, self._rec = step.run(frame[None], self._rec)
+            fgrs.append(fgr)
+            phas.append(pha)
+            self.frames_run += 1
+        if len(fgrs) == 1:
+            return fgrs[0], phas[0]
+        return np.concatenate(fgrs), np.concatenate(phas)
 
     def run(self, rgb: np.ndarray, frame: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]:
         """Matte one frame given as float32 ``[H,W,3]`` in the model's sRGB 0..1.
@@ -122,6 +162,11 @@ class MattingSession:
         """Matte ``T`` consecutive frames ``[T,H,W,3]`` in one call; the state advances through all of them."""
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise FrameInputError(f"frames have shape {frames.shape}; expected [T,H,W,3] RGB")
+        if self.backend != "torch":
+            ratio = self._prepare(int(frames.shape[1]), int(frames.shape[2]))
+            fgr_nchw, pha_nchw = self._run_frames(np.asarray(frames, np.float32).transpose(0, 3, 1, 2), ratio)
+            self.frame = last_frame
+            return np.ascontiguousarray(fgr_nchw.transpose(0, 2, 3, 1)), np.ascontiguousarray(pha_nchw[:, 0])
         src = self._upload(np.ascontiguousarray(frames, dtype=np.float32))
         fgr, pha = self.run_tensor(src, last_frame)
         # Reorder on the device, so the copy back is one contiguous block.

@@ -56,7 +56,7 @@ SMALL = Limits(max_header_bytes=8192, max_buffer_bytes=4096, max_image_side=64, 
 SETTINGS_GIVEN = {
     "variant": "resnet50", "checkpoint": "/models/rvm_resnet50.pth", "refiner": "fast_guided_filter",
     "downsample_ratio": 0.25, "framing": "full-body", "colour_space": "ACEScg", "ocio_config": "ocio://default",
-    "to_model": "display:ACES/sRGB", "precision": "float16", "layer": "beauty",
+    "to_model": "display:ACES/sRGB", "precision": "float16", "backend": "openvino", "layer": "beauty",
     "source": "/shows/abc/plate.####.exr", "first_frame": 1001,
     "outputs": {"alpha": "/shows/abc/alpha.####.exr", "foreground": "/shows/abc/fg.####.exr",
                 "rgba": "/shows/abc/rgba.####.exr"},

@@ -77,8 +77,12 @@ CLIP_PARAMETERS = (
               "config", nullable=True),
     Parameter("to_model", "text", "srgb",
               "how plates reach the model's sRGB: srgb (plain curve) or display[:DISPLAY/VIEW] (an OCIO view)"),
-    Parameter("precision", "choice", "float32", "network precision (float16 needs CUDA)",
-              choices=("float32", "float16")),
+    Parameter("precision", "choice", "float32", "network precision (float16 needs CUDA; bfloat16 runs on CPUs with "
+              "bf16 instructions, float32 elsewhere)", choices=("float32", "float16", "bfloat16")),
+    Parameter("backend", "choice", "auto", "what runs the network: torch, onnxruntime or openvino (CPU only, the same "
+              "results within 1e-4); auto = the fastest installed (float32: onnxruntime, openvino, torch; bfloat16: "
+              "openvino, torch; torch on CUDA)",
+              choices=("auto", "torch", "onnxruntime", "openvino")),
     Parameter("layer", "text", None, "EXR layer of the source plates holding R, G, B (beauty, rgba); "
               "none = plain R, G, B", nullable=True),
     Parameter("source", "pattern", None,

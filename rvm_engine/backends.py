@@ -1,0 +1,155 @@
+"""CPU backends: the same network step run by ONNX Runtime or OpenVINO instead of torch.
+
+A backend runs one frame: ``src [1,3,H,W]`` and four recurrent states in, ``fgr``, ``pha`` and
+four states out, all numpy float32, on an export of *our* model with *our* weights
+(``export.py``), so its results equal torch's within float rounding (the parity tests bound
+them at 1e-4). ``MattingSession`` holds the states between frames and picks the backend.
+
+``auto`` is a fixed preference, from bench/bench_backends.py on the 2-core development CPU
+(docs/engine.md, "CPU backends"): for float32 ONNX Runtime, then OpenVINO, then torch; for
+bfloat16 OpenVINO, then torch; the first one installed. CUDA always runs torch.
+
+Precision ``bfloat16`` on the CPU: OpenVINO's inference precision hint (its own bf16 kernels,
+float32 weights and state at the edges), or torch's CPU autocast. ONNX Runtime has no bfloat16
+CPU path and refuses it. On a CPU without bf16 instructions (``avx512_bf16``, AMX) both would
+emulate it, slower than float32, so the session warns and runs float32 instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import warnings
+import weakref
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from .errors import FrameInputError
+from .export import OUTPUTS, STATE_INPUTS, exported_graph, state_shapes
+from .model import MattingNetwork
+
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+AUTO_PREFERENCE = {"float32": ("onnxruntime", "openvino", "torch"), "bfloat16": ("openvino", "torch")}
+PIP_PACKAGES = {"onnxruntime": "onnxruntime", "openvino": "openvino"}
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+class BackendError(FrameInputError):
+    """A backend or precision that cannot run here (not installed, not on this device)."""
+
+
+class FrameStep(Protocol):
+    def run(self, src: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]: ...
+
+
+def is_installed(backend: str) -> bool:
+    return backend == "torch" or importlib.util.find_spec(backend) is not None
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has bfloat16 instructions (``avx512_bf16`` or AMX), from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            flags = next((line.split(":", 1)[1].split() for line in info if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return any(flag in flags for flag in BF16_FLAGS)
+
+
+def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
+    """The backend that will run: ``auto`` resolved, an unusable choice refused with ``BackendError``."""
+    if backend not in BACKENDS:
+        raise BackendError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    if device.type != "cpu":
+        if backend not in ("auto", "torch"):
+            raise BackendError(f"the {backend} backend runs on the CPU; on {device.type} the engine runs torch "
+                               "(use --backend torch or auto)")
+        return "torch"
+    if backend == "auto":
+        return next(candidate for candidate in AUTO_PREFERENCE[precision] if is_installed(candidate))
+    if not is_installed(backend):
+        raise BackendError(f"the {backend} backend needs the {PIP_PACKAGES[backend]} package: "
+                           f"pip install {PIP_PACKAGES[backend]} (or choose --backend torch)")
+    if backend == "onnxruntime" and precision == "bfloat16":
+        raise BackendError("ONNX Runtime has no bfloat16 CPU path; use --backend openvino or torch for bfloat16")
+    return backend
+
+
+def cold_states(model: MattingNetwork, height: int, width: int, downsample_ratio: float) -> list[np.ndarray]:
+    """Zero recurrent states: what the network starts a clip with."""
+    return [np.zeros(shape, np.float32) for shape in state_shapes(model, height, width, downsample_ratio)]
+
+
+class OnnxRuntimeStep:
+    def __init__(self, graph: str, threads: int) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Idle pool threads sleep rather than spin: torch's threads do the frame's checks and
+        # copies between runs, and spinning ORT threads slowed those tenfold on 2 cores.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # The NCHWc layout pass turns the refiner's full-size resize into a slower blocked
+        # Upsample plus a reorder: 658 against 572 ms a 4K frame (0.125) without it, 1080p even.
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
+                                             disabled_optimizers=["NchwcTransformer"])
+
+    def run(self, src: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        fgr, pha, *rec = self._session.run(None, {"src": src, **dict(zip(STATE_INPUTS, states))})
+        return fgr, pha, rec
+
+
+class OpenVinoStep:
+    def __init__(self, graph: str, threads: int, precision: str) -> None:
+        import openvino as ov
+
+        core = ov.Core()
+        hint = "bf16" if precision == "bfloat16" else "f32"  # say f32: on bf16 CPUs OpenVINO defaults to bf16
+        self._compiled = core.compile_model(core.read_model(graph), "CPU", {
+            "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+        self._outputs = [self._compiled.output(name) for name in OUTPUTS]
+        self._local = threading.local()  # an infer request serves one thread at a time
+
+    def run(self, src: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self._compiled.create_infer_request()
+        request.infer({"src": src, **dict(zip(STATE_INPUTS, states))})
+        # The request's output tensors are overwritten by its next frame: copy them out.
+        fgr, pha, *rec = (np.array(request.get_tensor(output).data, copy=True) for output in self._outputs)
+        return fgr, pha, rec
+
+
+# Built engines, per model: one graph and one compiled runtime serve every clip of a shape.
+_engines: weakref.WeakKeyDictionary[MattingNetwork, dict[tuple[Any, ...], FrameStep]] = weakref.WeakKeyDictionary()
+_engines_lock = threading.Lock()
+
+
+def frame_step(model: MattingNetwork, backend: str, precision: str, height: int, width: int,
+               downsample_ratio: float) -> FrameStep:
+    """The ``backend``'s step for frames of this size and ratio (exported and compiled once)."""
+    key = (backend, precision, height, width, downsample_ratio)
+    with _engines_lock:
+        built = _engines.setdefault(model, {})
+        if key not in built:
+            graph = str(exported_graph(model, height, width, downsample_ratio))
+            threads = torch.get_num_threads()
+            if backend == "onnxruntime":
+                built[key] = OnnxRuntimeStep(graph, threads)
+            elif backend == "openvino":
+                built[key] = OpenVinoStep(graph, threads, precision)
+            else:
+                raise BackendError(f"no frame step for backend {backend!r}")
+        return built[key]
+
+
+def effective_precision(precision: str, device: torch.device) -> str:
+    """``bfloat16`` on a CPU without bf16 instructions runs as float32 (emulated bf16 is slower), with a warning."""
+    if precision == "bfloat16" and device.type == "cpu" and not cpu_has_bf16():
+        warnings.warn("this CPU has no bfloat16 instructions (avx512_bf16, AMX): running float32 instead",
+                      RuntimeWarning, stacklevel=3)
+        return "float32"
+    return precision
