@@ -21,6 +21,7 @@ import importlib.util
 import threading
 import warnings
 import weakref
+from collections import OrderedDict
 from typing import Any, Protocol
 
 import numpy as np
@@ -123,8 +124,12 @@ class OpenVinoStep:
         return fgr, pha, rec
 
 
-# Built engines, per model: one graph and one compiled runtime serve every clip of a shape.
-_engines: weakref.WeakKeyDictionary[MattingNetwork, dict[tuple[Any, ...], FrameStep]] = weakref.WeakKeyDictionary()
+# Built engines, per model: one graph and one compiled runtime serve every clip of a shape. At
+# most MAX_ENGINES shapes stay built (least recently used go): a server fed frames of many sizes
+# would otherwise hold a compiled runtime for every size it ever saw.
+MAX_ENGINES = 8
+_engines: weakref.WeakKeyDictionary[MattingNetwork, OrderedDict[tuple[Any, ...], FrameStep]] = \
+    weakref.WeakKeyDictionary()
 _engines_lock = threading.Lock()
 
 
@@ -133,8 +138,10 @@ def frame_step(model: MattingNetwork, backend: str, precision: str, height: int,
     """The ``backend``'s step for frames of this size and ratio (exported and compiled once)."""
     key = (backend, precision, height, width, downsample_ratio)
     with _engines_lock:
-        built = _engines.setdefault(model, {})
-        if key not in built:
+        built = _engines.setdefault(model, OrderedDict())
+        if key in built:
+            built.move_to_end(key)
+        else:
             graph = str(exported_graph(model, height, width, downsample_ratio))
             threads = torch.get_num_threads()
             if backend == "onnxruntime":
@@ -143,6 +150,8 @@ def frame_step(model: MattingNetwork, backend: str, precision: str, height: int,
                 built[key] = OpenVinoStep(graph, threads, precision)
             else:
                 raise BackendError(f"no frame step for backend {backend!r}")
+            while len(built) > MAX_ENGINES:
+                built.popitem(last=False)  # a clip still running on it keeps its own reference
         return built[key]
 
 

@@ -166,3 +166,26 @@ def test_a_backend_session_mattes_one_clip_not_a_batch_of_clips(rvm_model, shot,
         session.run_tensor(two_clips)
     fgr, pha = session.run_tensor(two_clips[None])  # [1,T,3,H,W]: two frames of one clip
     assert fgr.shape == (1, 2, 3, 384, 320) and pha.shape == (1, 2, 1, 384, 320)
+
+
+def test_a_server_fed_frames_of_many_sizes_keeps_only_the_latest_engines_built(monkeypatch, rvm_model):
+    # Each new frame size exports and compiles a runtime; without a bound a long-lived bridge fed
+    # plates of many sizes would hold one for every size it ever saw.
+    built = []
+
+    class Step:
+        def __init__(self, graph, threads):
+            built.append(graph)
+
+    monkeypatch.setattr(backends, "exported_graph", lambda model, h, w, r: f"{h}x{w}")
+    monkeypatch.setattr(backends, "OnnxRuntimeStep", Step)
+    monkeypatch.setattr(backends, "MAX_ENGINES", 2)
+    monkeypatch.setattr(backends, "_engines", type(backends._engines)())
+    first = backends.frame_step(rvm_model, "onnxruntime", "float32", 32, 32, 1.0)
+    backends.frame_step(rvm_model, "onnxruntime", "float32", 48, 48, 1.0)
+    assert backends.frame_step(rvm_model, "onnxruntime", "float32", 32, 32, 1.0) is first  # used again: kept
+    backends.frame_step(rvm_model, "onnxruntime", "float32", 64, 64, 1.0)  # 48x48 goes, least recently used
+    assert list(backends._engines[rvm_model]) == [("onnxruntime", "float32", 32, 32, 1.0),
+                                                  ("onnxruntime", "float32", 64, 64, 1.0)]
+    backends.frame_step(rvm_model, "onnxruntime", "float32", 48, 48, 1.0)
+    assert built == ["32x32", "48x48", "64x64", "48x48"]
