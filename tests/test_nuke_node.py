@@ -814,3 +814,36 @@ def test_a_failed_try_ratios_leaves_a_current_matte_shown(nuke, show):
     group["try_ratios"].execute()  # a one-frame range: nothing to judge flicker on
     assert group["info"].value().startswith("Try ratios needs at least two frames")
     assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0
+
+
+def test_try_ratios_on_one_frame_judges_two_and_a_huge_count_stays_within_what_the_bridge_judges(nuke, show):
+    """An artist types 1 in "try ratios on": the node's range is long enough, so the stretch is
+    the two frames the bridge needs, not a stop blaming the range. A huge count is held to the
+    bridge's limit (100 judged frames) rather than writing the whole input and being refused."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    group["try_frames"].setValue(1)
+    nuke.frame(FIRST + 5)
+    line = rvm_matte.render.try_ratios(group)
+    assert line.startswith(f"try ratios (frames {FIRST + 4}-{FIRST + 5}): "), line
+    group["try_frames"].setValue(10 ** 6)
+    nuke.frame(1)
+    assert rvm_matte.render.ratio_stretch(group, 1, 5000) == (1, 100)
+
+
+def test_try_ratios_leaves_a_read_the_artist_named_like_the_sheet_alone(nuke, show):
+    """An artist already has a Read called RVMMatte1_ratios (their own reference frames): Try
+    ratios shows the sheet in a Read of its own and never repoints the artist's."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    theirs = nuke.nodes.Read(name="RVMMatte1_ratios", file=show["pattern"], first=FIRST, last=FIRST + 11,
+                             origfirst=FIRST, origlast=FIRST + 11)
+    group["try_frames"].setValue(2)
+    rvm_matte.render.try_ratios(group)
+    assert theirs["file"].value() == show["pattern"] and theirs["last"].value() == FIRST + 11
+    sheet = str(out_folder(show, group) / "ratios.png").replace(os.sep, "/")
+    ours = [read for read in nuke.allNodes("Read") if read["file"].value() == sheet]
+    assert len(ours) == 1 and ours[0] is not theirs
+    rvm_matte.render.try_ratios(group)  # a second press finds its own Read again
+    assert [read for read in nuke.allNodes("Read") if read["file"].value() == sheet] == ours
+    assert theirs["file"].value() == show["pattern"]

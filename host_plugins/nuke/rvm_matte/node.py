@@ -22,6 +22,7 @@ DEFAULT_TIMEOUT = 30
 HIDDEN_KNOBS = ("rvm_clip_id", "rendered_stamp", "rendered_frames", "input_stamp", "render_summary", "suggested_ratio",
                 "ratios_summary")
 TRY_FRAMES = 8  # "try ratios on": frames around the current frame
+TRY_MAX_FRAMES = 100  # the most the bridge judges (TRY_RATIOS_MAX_FRAMES): more is held to it
 SETTINGS_KNOBS = ("server", "variant", "checkpoint", "downsample_ratio", "colour_space", "plates_folder")
 
 

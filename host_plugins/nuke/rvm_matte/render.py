@@ -356,9 +356,11 @@ def use_suggested_button() -> None:
 
 def ratio_stretch(group: nuke.Node, node_first: int, node_last: int) -> Tuple[int, int]:
     """The frames "Try ratios" judges: "try ratios on" frames (default 8) around the current frame,
-    or from the start of the range when the current frame is outside it; clamped to the range."""
+    or from the start of the range when the current frame is outside it; clamped to the range.
+    At least two (flicker needs a pair) and at most what the bridge judges (TRY_MAX_FRAMES)."""
     knob = group.knob("try_frames")
     count = int(knob.value()) if knob is not None and int(knob.value()) > 0 else node.TRY_FRAMES
+    count = max(2, min(count, node.TRY_MAX_FRAMES))
     current = int(nuke.frame())
     start = current - count // 2 if node_first <= current <= node_last else node_first
     start = max(node_first, min(start, node_last - count + 1))
@@ -427,14 +429,20 @@ def show_sheet(group: nuke.Node, sheet: str) -> nuke.Node:
     path = group.fullName().rpartition(".")[0]  # a button runs in the group's own context: go by full name
     with nuke.root():
         parent = cast(nuke.Group, (nuke.toNode(path) if path else None) or nuke.root())
-    name = group.name() + "_ratios"
+    stem, number, file = group.name() + "_ratios", 1, sheet.replace(os.sep, "/")
     with parent:
+        name = stem
         read = nuke.toNode(name)
-        if read is None or read.Class() != "Read":
+        # A node of that name showing anything but this sheet is the artist's: never repointed.
+        while read is not None and not (read.Class() == "Read" and str(read["file"].value()) == file):
+            number += 1
+            name = "%s%d" % (stem, number)
+            read = nuke.toNode(name)
+        if read is None:
             read = nuke.nodes.Read(name=name)
             read["xpos"].setValue(int(group["xpos"].value()) + 150)
             read["ypos"].setValue(int(group["ypos"].value()))
-    read["file"].setValue(sheet.replace(os.sep, "/"))
+    read["file"].setValue(file)
     for knob in ("first", "last", "origfirst", "origlast"):
         read[knob].setValue(1)
     cast(nuke.PyScript_Knob, read["reload"]).execute()
