@@ -847,3 +847,24 @@ def test_try_ratios_leaves_a_read_the_artist_named_like_the_sheet_alone(nuke, sh
     rvm_matte.render.try_ratios(group)  # a second press finds its own Read again
     assert [read for read in nuke.allNodes("Read") if read["file"].value() == sheet] == ours
     assert theirs["file"].value() == show["pattern"]
+
+
+def test_try_ratios_while_the_bridge_tries_another_node_says_so_in_the_artists_words(nuke, show, monkeypatch):
+    """Another artist's Try ratios holds the bridge (one at a time): after the client has asked
+    again for the node's timeout, the node says the bridge is trying ratios for someone else and
+    to press again, not "busy with other clips ... Render again"."""
+    import rvm_bridge_client
+
+    session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+
+    def busy(bridge, *args, **kwargs):
+        raise rvm_bridge_client.ServerBusy("another try_ratios is running; the bridge runs one at a time: ask again "
+                                           "when it is done (still busy after 60 s)")
+
+    monkeypatch.setattr(rvm_bridge_client.BridgeClient, "try_ratios", busy)
+    group["try_ratios"].execute()
+    said = nuke.state.messages[-1]
+    assert said.startswith(f"The bridge at {group['server'].value()} is still trying ratios for another node"), said
+    assert "Press Try ratios again" in said and "Render again" not in said
+    assert group["info"].value() == said and nuke.toNode("RVMMatte1_ratios") is None

@@ -409,6 +409,9 @@ def try_ratios(group: nuke.Node) -> str:
         with client.BridgeClient(address, timeout=timeout) as bridge:
             reply = bridge.try_ratios(source, "%d-%d" % (first, last), sheet=sheet, settings=settings,
                                       timeout=timeout)
+    except client.ServerBusy as error:  # the bridge tries one stretch at a time (asked again for "timeout")
+        fail(group, "The bridge at %s is still trying ratios for another node (%s). Press Try ratios again when it "
+                    "is done." % (address, error.message))
     except client.BridgeError as error:
         fail(group, messages.explain(error, client, address, os.path.dirname(out), _roots(client, address, error)))
     finally:
