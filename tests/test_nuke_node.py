@@ -868,3 +868,24 @@ def test_try_ratios_while_the_bridge_tries_another_node_says_so_in_the_artists_w
     assert said.startswith(f"The bridge at {group['server'].value()} is still trying ratios for another node"), said
     assert "Press Try ratios again" in said and "Render again" not in said
     assert group["info"].value() == said and nuke.toNode("RVMMatte1_ratios") is None
+
+
+def test_use_suggested_after_the_input_changed_asks_for_a_new_try(nuke, show):
+    """The artist tries ratios, then swaps the plate for another shot and presses Use suggested
+    ratio: the suggestion was judged on the old plate, so the node says to try again and leaves
+    "downsample ratio" alone. A change of the ratio itself does not make the suggestion stale."""
+    session(nuke, show, gui=True)
+    read = plate_read(nuke, show["pattern"])
+    group = rvm_node(nuke, show, read)
+    group["try_frames"].setValue(2)
+    group["try_ratios"].execute()
+    suggested = group["suggested_ratio"].value()
+    group["downsample_ratio"].setValue("0.9")
+    group["use_suggested"].execute()
+    assert group["downsample_ratio"].value() == suggested
+    group["downsample_ratio"].setValue("auto")
+    nuke.artist_sets(read["file"], show["pattern"].replace("plate.", "plate_v2."))
+    group["use_suggested"].execute()
+    said = nuke.state.messages[-1]
+    assert said.startswith(f"The input or model changed since Try ratios suggested {suggested}"), said
+    assert group["downsample_ratio"].value() == "auto"

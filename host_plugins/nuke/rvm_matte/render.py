@@ -350,8 +350,21 @@ def use_suggested_button() -> None:
     if not suggested:
         say("Press Try ratios first: it suggests a downsample ratio for this shot.")
         return
+    judged = group.knob("ratios_stamp")  # absent on a node saved before it was kept
+    if judged is not None and str(judged.value()) and str(judged.value()) != ratios_stamp(group):
+        say("The input or model changed since Try ratios suggested %s: press Try ratios again for this "
+            "input." % suggested)
+        return
     group["downsample_ratio"].setValue(suggested)
     refresh_state(group)
+
+
+def ratios_stamp(group: nuke.Node) -> str:
+    """What a Try ratios suggestion depends on: the input graph and the model settings (not the
+    ratio itself, the bridge, the plates folder or the frame range)."""
+    kept = [(name, value) for name, value in node.settings_items(group)
+            if name not in ("downsample_ratio", "server", "plates_folder")]
+    return upstream.stamp(group, kept, 0, 0)
 
 
 def ratio_stretch(group: nuke.Node, node_first: int, node_last: int) -> Tuple[int, int]:
@@ -423,6 +436,8 @@ def try_ratios(group: nuke.Node) -> str:
     line = "try ratios (frames %d-%d): suggested %s, %s" % (first, last, suggested, reply.get("reason", ""))
     group["suggested_ratio"].setValue(suggested)
     group["ratios_summary"].setValue(line)
+    if group.knob("ratios_stamp") is not None:
+        group["ratios_stamp"].setValue(ratios_stamp(group))
     refresh_state(group)
     return "%s\nThe contact sheet is in %s. Press \"Use suggested ratio\" to set it." % (line, read.name())
 
