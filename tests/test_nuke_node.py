@@ -814,3 +814,78 @@ def test_a_failed_try_ratios_leaves_a_current_matte_shown(nuke, show):
     group["try_ratios"].execute()  # a one-frame range: nothing to judge flicker on
     assert group["info"].value().startswith("Try ratios needs at least two frames")
     assert rvm_matte.node.inner(group, "rvm_output")["which"].value() == 0
+
+
+def test_try_ratios_on_one_frame_judges_two_and_a_huge_count_stays_within_what_the_bridge_judges(nuke, show):
+    """An artist types 1 in "try ratios on": the node's range is long enough, so the stretch is
+    the two frames the bridge needs, not a stop blaming the range. A huge count is held to the
+    bridge's limit (100 judged frames) rather than writing the whole input and being refused."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    group["try_frames"].setValue(1)
+    nuke.frame(FIRST + 5)
+    line = rvm_matte.render.try_ratios(group)
+    assert line.startswith(f"try ratios (frames {FIRST + 4}-{FIRST + 5}): "), line
+    group["try_frames"].setValue(10 ** 6)
+    nuke.frame(1)
+    assert rvm_matte.render.ratio_stretch(group, 1, 5000) == (1, 100)
+
+
+def test_try_ratios_leaves_a_read_the_artist_named_like_the_sheet_alone(nuke, show):
+    """An artist already has a Read called RVMMatte1_ratios (their own reference frames): Try
+    ratios shows the sheet in a Read of its own and never repoints the artist's."""
+    rvm_matte = session(nuke, show)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+    theirs = nuke.nodes.Read(name="RVMMatte1_ratios", file=show["pattern"], first=FIRST, last=FIRST + 11,
+                             origfirst=FIRST, origlast=FIRST + 11)
+    group["try_frames"].setValue(2)
+    rvm_matte.render.try_ratios(group)
+    assert theirs["file"].value() == show["pattern"] and theirs["last"].value() == FIRST + 11
+    sheet = str(out_folder(show, group) / "ratios.png").replace(os.sep, "/")
+    ours = [read for read in nuke.allNodes("Read") if read["file"].value() == sheet]
+    assert len(ours) == 1 and ours[0] is not theirs
+    rvm_matte.render.try_ratios(group)  # a second press finds its own Read again
+    assert [read for read in nuke.allNodes("Read") if read["file"].value() == sheet] == ours
+    assert theirs["file"].value() == show["pattern"]
+
+
+def test_try_ratios_while_the_bridge_tries_another_node_says_so_in_the_artists_words(nuke, show, monkeypatch):
+    """Another artist's Try ratios holds the bridge (one at a time): after the client has asked
+    again for the node's timeout, the node says the bridge is trying ratios for someone else and
+    to press again, not "busy with other clips ... Render again"."""
+    import rvm_bridge_client
+
+    session(nuke, show, gui=True)
+    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
+
+    def busy(bridge, *args, **kwargs):
+        raise rvm_bridge_client.ServerBusy("another try_ratios is running; the bridge runs one at a time: ask again "
+                                           "when it is done (still busy after 60 s)")
+
+    monkeypatch.setattr(rvm_bridge_client.BridgeClient, "try_ratios", busy)
+    group["try_ratios"].execute()
+    said = nuke.state.messages[-1]
+    assert said.startswith(f"The bridge at {group['server'].value()} is still trying ratios for another node"), said
+    assert "Press Try ratios again" in said and "Render again" not in said
+    assert group["info"].value() == said and nuke.toNode("RVMMatte1_ratios") is None
+
+
+def test_use_suggested_after_the_input_changed_asks_for_a_new_try(nuke, show):
+    """The artist tries ratios, then swaps the plate for another shot and presses Use suggested
+    ratio: the suggestion was judged on the old plate, so the node says to try again and leaves
+    "downsample ratio" alone. A change of the ratio itself does not make the suggestion stale."""
+    session(nuke, show, gui=True)
+    read = plate_read(nuke, show["pattern"])
+    group = rvm_node(nuke, show, read)
+    group["try_frames"].setValue(2)
+    group["try_ratios"].execute()
+    suggested = group["suggested_ratio"].value()
+    group["downsample_ratio"].setValue("0.9")
+    group["use_suggested"].execute()
+    assert group["downsample_ratio"].value() == suggested
+    group["downsample_ratio"].setValue("auto")
+    nuke.artist_sets(read["file"], show["pattern"].replace("plate.", "plate_v2."))
+    group["use_suggested"].execute()
+    said = nuke.state.messages[-1]
+    assert said.startswith(f"The input or model changed since Try ratios suggested {suggested}"), said
+    assert group["downsample_ratio"].value() == "auto"

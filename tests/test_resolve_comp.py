@@ -343,3 +343,33 @@ def test_try_ratios_with_no_bridge_says_how_to_start_one(bridge_env, monkeypatch
     assert "no RVM bridge answered at tcp://127.0.0.1:9. Start one in a terminal with `rvm-bridge serve" in \
         capsys.readouterr().out
     assert not [name for name in comp.tools if name.startswith("RVM_")] and comp.locks == 0
+
+
+def test_try_ratios_while_the_bridge_tries_another_clip_says_so_in_the_artists_words(bridge_env):
+    """Another artist's Try Ratios holds the bridge (one at a time): once the client stops asking
+    again, the script says the bridge is trying ratios for another clip and to run it again, not
+    that the bridge "could not make the matte"; the comp is not touched."""
+    import types
+
+    from bridge_server import client
+    from host_plugins.resolve import comp_matte
+    from host_plugins.resolve.messages import UserError
+
+    class BusyClient(client.BridgeClient):
+        def try_ratios(self, *args, **kwargs):
+            raise client.ServerBusy("another try_ratios is running; the bridge runs one at a time: ask again when "
+                                    "it is done (still busy after 300 s)")
+
+    unit = types.ModuleType("busy_client")
+    unit.__dict__.update(vars(client))
+    unit.BridgeClient = BusyClient
+    show = bridge_env
+    comp = Comp(render_start=0, render_end=COUNT - 1)
+    comp.add_loader(first_plate(show))
+    fusion, bmd, resolve = studio(Artist(), comp)
+    with pytest.raises(UserError) as stopped:
+        comp_matte.try_ratios(fusion, comp, resolve=resolve, client=unit, say=lambda text: None)
+    said = str(stopped.value)
+    assert said.startswith("RVM Try Ratios: the bridge at ") and "is still trying ratios for another clip" in said
+    assert said.endswith("Run RVM Try Ratios again when it is done.") and "could not make the matte" not in said
+    assert not [name for name in comp.tools if name.startswith("RVM_")] and comp.locks == 0

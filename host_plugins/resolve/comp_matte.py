@@ -252,6 +252,9 @@ def try_ratios(fusion: Fusion, comp: Comp, *, resolve: Optional[Resolve] = None,
             reply = dict(bridge.try_ratios(source.pattern, f"{first}-{last}", sheet=sheet,
                                            settings=settings))
     except unit.BridgeError as error:
+        if getattr(error, "code", "") == "busy":  # the bridge tries one stretch at a time (asked again meanwhile)
+            raise UserError(f"RVM Try Ratios: the bridge at {address} is still trying ratios for another clip "
+                            f"({error.message}). Run RVM Try Ratios again when it is done.") from error
         raise UserError(explain(error, address, roots).replace("RVM Matte", "RVM Try Ratios", 1)) from error
     with wiring.one_undo(comp, "RVM Try Ratios"):
         loader = wiring.loader(comp, ratios_loader_name(name), str(reply.get("sheet") or sheet))

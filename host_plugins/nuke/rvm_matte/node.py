@@ -20,8 +20,9 @@ OUTPUT_MODES = ("premultiplied RGBA", "alpha only", "foreground (unpremultiplied
 STALE_INPUT = len(OUTPUT_MODES)
 DEFAULT_TIMEOUT = 30
 HIDDEN_KNOBS = ("rvm_clip_id", "rendered_stamp", "rendered_frames", "input_stamp", "render_summary", "suggested_ratio",
-                "ratios_summary")
+                "ratios_summary", "ratios_stamp")
 TRY_FRAMES = 8  # "try ratios on": frames around the current frame
+TRY_MAX_FRAMES = 100  # the most the bridge judges (TRY_RATIOS_MAX_FRAMES): more is held to it
 SETTINGS_KNOBS = ("server", "variant", "checkpoint", "downsample_ratio", "colour_space", "plates_folder")
 
 
@@ -89,6 +90,7 @@ def _build(group: nuke.Group, client: Any) -> None:
         nuke.String_Knob("render_summary", ""),
         nuke.String_Knob("suggested_ratio", ""),
         nuke.String_Knob("ratios_summary", ""),
+        nuke.String_Knob("ratios_stamp", ""),  # the input and model the suggestion was judged on
     ]
     for knob in knobs:
         group.addKnob(knob)

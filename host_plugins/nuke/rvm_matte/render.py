@@ -350,15 +350,30 @@ def use_suggested_button() -> None:
     if not suggested:
         say("Press Try ratios first: it suggests a downsample ratio for this shot.")
         return
+    judged = group.knob("ratios_stamp")  # absent on a node saved before it was kept
+    if judged is not None and str(judged.value()) and str(judged.value()) != ratios_stamp(group):
+        say("The input or model changed since Try ratios suggested %s: press Try ratios again for this "
+            "input." % suggested)
+        return
     group["downsample_ratio"].setValue(suggested)
     refresh_state(group)
 
 
+def ratios_stamp(group: nuke.Node) -> str:
+    """What a Try ratios suggestion depends on: the input graph and the model settings (not the
+    ratio itself, the bridge, the plates folder or the frame range)."""
+    kept = [(name, value) for name, value in node.settings_items(group)
+            if name not in ("downsample_ratio", "server", "plates_folder")]
+    return upstream.stamp(group, kept, 0, 0)
+
+
 def ratio_stretch(group: nuke.Node, node_first: int, node_last: int) -> Tuple[int, int]:
     """The frames "Try ratios" judges: "try ratios on" frames (default 8) around the current frame,
-    or from the start of the range when the current frame is outside it; clamped to the range."""
+    or from the start of the range when the current frame is outside it; clamped to the range.
+    At least two (flicker needs a pair) and at most what the bridge judges (TRY_MAX_FRAMES)."""
     knob = group.knob("try_frames")
     count = int(knob.value()) if knob is not None and int(knob.value()) > 0 else node.TRY_FRAMES
+    count = max(2, min(count, node.TRY_MAX_FRAMES))
     current = int(nuke.frame())
     start = current - count // 2 if node_first <= current <= node_last else node_first
     start = max(node_first, min(start, node_last - count + 1))
@@ -407,6 +422,9 @@ def try_ratios(group: nuke.Node) -> str:
         with client.BridgeClient(address, timeout=timeout) as bridge:
             reply = bridge.try_ratios(source, "%d-%d" % (first, last), sheet=sheet, settings=settings,
                                       timeout=timeout)
+    except client.ServerBusy as error:  # the bridge tries one stretch at a time (asked again for "timeout")
+        fail(group, "The bridge at %s is still trying ratios for another node (%s). Press Try ratios again when it "
+                    "is done." % (address, error.message))
     except client.BridgeError as error:
         fail(group, messages.explain(error, client, address, os.path.dirname(out), _roots(client, address, error)))
     finally:
@@ -418,6 +436,8 @@ def try_ratios(group: nuke.Node) -> str:
     line = "try ratios (frames %d-%d): suggested %s, %s" % (first, last, suggested, reply.get("reason", ""))
     group["suggested_ratio"].setValue(suggested)
     group["ratios_summary"].setValue(line)
+    if group.knob("ratios_stamp") is not None:
+        group["ratios_stamp"].setValue(ratios_stamp(group))
     refresh_state(group)
     return "%s\nThe contact sheet is in %s. Press \"Use suggested ratio\" to set it." % (line, read.name())
 
@@ -427,14 +447,20 @@ def show_sheet(group: nuke.Node, sheet: str) -> nuke.Node:
     path = group.fullName().rpartition(".")[0]  # a button runs in the group's own context: go by full name
     with nuke.root():
         parent = cast(nuke.Group, (nuke.toNode(path) if path else None) or nuke.root())
-    name = group.name() + "_ratios"
+    stem, number, file = group.name() + "_ratios", 1, sheet.replace(os.sep, "/")
     with parent:
+        name = stem
         read = nuke.toNode(name)
-        if read is None or read.Class() != "Read":
+        # A node of that name showing anything but this sheet is the artist's: never repointed.
+        while read is not None and not (read.Class() == "Read" and str(read["file"].value()) == file):
+            number += 1
+            name = "%s%d" % (stem, number)
+            read = nuke.toNode(name)
+        if read is None:
             read = nuke.nodes.Read(name=name)
             read["xpos"].setValue(int(group["xpos"].value()) + 150)
             read["ypos"].setValue(int(group["ypos"].value()))
-    read["file"].setValue(sheet.replace(os.sep, "/"))
+    read["file"].setValue(file)
     for knob in ("first", "last", "origfirst", "origlast"):
         read[knob].setValue(1)
     cast(nuke.PyScript_Knob, read["reload"]).execute()

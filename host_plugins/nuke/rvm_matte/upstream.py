@@ -16,7 +16,7 @@ _COSMETIC = {"xpos", "ypos", "selected", "label", "note_font", "note_font_size",
              "dope_sheet", "icon", "help", "onCreate", "onDestroy", "knobChanged", "updateUI", "autolabel",
              "panel", "cached", "name", "reload", "rvm_clip_id", "rendered_stamp", "rendered_frames",
              "input_stamp", "render_summary", "info", "render", "refresh", "start_bridge", "output", "try_frames",
-             "try_ratios", "use_suggested", "suggested_ratio", "ratios_summary"}
+             "try_ratios", "use_suggested", "suggested_ratio", "ratios_summary", "ratios_stamp"}
 _PLAIN_COLOURSPACES = ("linear", "scene_linear", "default", "default (linear)", "default (scene_linear)")
 
 
