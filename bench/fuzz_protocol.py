@@ -45,7 +45,7 @@ SHOW = "/shows/abc"  # phase 2 moves it under the server's root
 
 SETTINGS = {
     "variant": "mobilenetv3", "checkpoint": None, "refiner": "deep_guided_filter", "downsample_ratio": 0.5,
-    "colour_space": None, "ocio_config": None, "to_model": "srgb", "precision": "float32", "layer": None,
+    "framing": "portrait", "backend": "auto", "colour_space": None, "ocio_config": None, "to_model": "srgb", "precision": "float32", "layer": None,
     "source": None, "first_frame": 1001, "outputs": {"alpha": f"{SHOW}/alpha.####.exr", "foreground": None,
                                                      "rgba": f"{SHOW}/rgba.####.exr"},
     "rgba_premultiplied": True, "pixel_type": "half", "compression": "zip", "inline_outputs": True,
@@ -70,10 +70,13 @@ BASES: List[Tuple[Dict[str, Any], List[bytes]]] = [
                     resume_limit=10), []),
     (request_header("plan_render", "p-2", source=f"{SHOW}/plate.####.exr", frames=[1001, 1003], shot_start=None),
      []),
+    (request_header("try_ratios", "t-1", source=f"{SHOW}/plate.####.exr", frames="1001-1003", ratios=[0.25, 0.5],
+                    preroll=1, sheet=f"{SHOW}/ratios.png", settings={"variant": "mobilenetv3", "framing": "full-body"}),
+     []),
 ]
 FIELD_NAMES = sorted({"protocol", "op", "id", "client", "clip", "settings", "frame", "strict", "refresh", "write",
                       "source", "path", "inline", "buffer", "shape", "dtype", "frames", "outputs", "resume",
-                      "shot_start", "preroll", "resume_limit", *SETTINGS})
+                      "shot_start", "preroll", "resume_limit", "ratios", "sheet", *SETTINGS})
 ODD = [None, True, False, 0, -1, 1, 2, 3, 4, 64, 65, 1.5, 0.5, 1e308, 10 ** 30, -10 ** 30, 10 ** 9, 10 ** 9 + 1,
        float("inf"), float("-inf"), float("nan"), "", "x" * 5000, "\0", "/p\0.exr", "/p\ud800.exr", "\udcff",
        "float16", "float32", "uint8", "alpha", "foreground", "rgba", "Alpha", "frame", "plan_render", "sh010",
