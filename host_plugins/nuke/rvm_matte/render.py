@@ -33,6 +33,17 @@ def fail(group: nuke.Node, text: str) -> NoReturn:
     raise MatteError(text)
 
 
+def ready_client(group: nuke.Node, action: str) -> Any:
+    """The vendored client module, once the node has one and a plate to send; else fail with
+    the artist's message (``action`` finishes "Connect a plate ..., then ...")."""
+    client, problem = load_client()
+    if client is None:
+        fail(group, problem)
+    if group.input(0) is None:
+        fail(group, "Connect a plate to RVMMatte's input, then %s." % action)
+    return client
+
+
 def say(text: str) -> None:
     """A message box in the GUI, a printed line on a render node."""
     if nuke.GUI:
@@ -91,11 +102,7 @@ def clip_settings(group: nuke.Node) -> Dict[str, Any]:
 def render_matte(group: nuke.Node, frames: Optional[Tuple[int, int]] = None) -> str:
     """Render ``frames`` (both ends included; default the node's range) and return the info line.
     Raises MatteError with the artist's message."""
-    client, problem = load_client()
-    if client is None:
-        fail(group, problem)
-    if group.input(0) is None:
-        fail(group, "Connect a plate to RVMMatte's input, then render.")
+    client = ready_client(group, "render")
     node_first, node_last = node.frame_range(group)
     if node_first > node_last:
         fail(group, "The node's first frame %d is after its last frame %d: swap them." % (node_first, node_last))
@@ -384,11 +391,7 @@ def try_ratios(group: nuke.Node) -> str:
     """Matte a short stretch at each downsample ratio through the bridge, write the contact sheet
     (``ratios.png`` in the node's plates), show it in a Read beside the node and remember the
     suggestion. Returns what to tell the artist; raises MatteError in the artist's words."""
-    client, problem = load_client()
-    if client is None:
-        fail(group, problem)
-    if group.input(0) is None:
-        fail(group, "Connect a plate to RVMMatte's input, then try ratios.")
+    client = ready_client(group, "try ratios")
     node_first, node_last = node.frame_range(group)
     first, last = ratio_stretch(group, node_first, node_last)
     if last <= first:
