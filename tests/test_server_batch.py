@@ -15,6 +15,7 @@ import pytest
 
 from bridge_server.client import BridgeClient, InlineFrame
 from bridge_server.client.errors import BridgeError
+from bridge_server.commands.status import format_status
 from bridge_server.server import BATCH_MAX, ServerConfig
 
 from .test_server_support import (
@@ -143,9 +144,12 @@ def while_held(address, shots, name, calls):
     return results
 
 
-def batching(address):
+def batching(address, formatted=None):
     with BridgeClient(address, timeout=30) as client:
-        return client.status()["batching"]
+        status = client.status()
+    if formatted is not None:
+        formatted.append(format_status(address, status))
+    return status["batching"]
 
 
 def test_four_artists_render_four_shots_at_once_in_batches_and_each_gets_the_plates_of_their_shot_alone(
@@ -160,9 +164,11 @@ def test_four_artists_render_four_shots_at_once_in_batches_and_each_gets_the_pla
             assert np.array_equal(pixels(frame_path(alpha, frame)), pixels(frame_path(shots.auto[index], frame))), \
                 (index, frame)
     sizes = [r.batch for _, results in done for r in results]
-    status = batching(bridge.address)
+    report: list = []
+    status = batching(bridge.address, report)
     assert sizes.count(CLIPS) >= CLIPS and status["batches"] > before, (sizes, status)  # the first frames at least
     assert status["batch_max"] == 4 and 1 < status["mean_batch"] <= 4
+    assert "batching: up to 4 clips a network call" in report[0]
 
 
 def test_on_torch_a_batched_shot_stays_within_float_rounding_of_the_shot_alone(shots, bridge):
