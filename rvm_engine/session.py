@@ -218,12 +218,12 @@ def run_sessions(sessions: Sequence[MattingSession], frames: Sequence[np.ndarray
     """Matte the next frame of each session: ``frames[i]``, float32 ``[H,W,3]`` in the model's sRGB,
     as clip frame ``numbers[i]``. Sessions with one ``batch_key`` run as one batch: frames stacked
     on the batch axis, the four recurrent states concatenated, outputs and new states split back
-    (each session's own copy). Returns ``(fgr [H,W,3], pha [H,W])`` per session as ``run`` does, or
-    the exception its frame raised: when a batch fails, each of its sessions runs alone, so a bad
-    frame fails only its own session.
+    (each session's own copy). Returns a ``Matte`` per session (``fgr [H,W,3]`` and ``pha [H,W]`` as
+    ``run`` gives them, and the batch size), or the exception its frame raised: when a batch fails,
+    each of its sessions runs alone, so a bad frame fails only its own session.
 
     A frame in a batch is what it is alone within float rounding, not always bit for bit: on the
-    CPU torch's first convolution picks another kernel for a batch (up to about 1e-5 on 1080p at
+    CPU torch's first convolution picks another kernel for a batch (up to about 8e-6 on 1080p at
     0.25); ONNX Runtime on one thread gives the same bits (docs/server.md, "Many clips on one GPU").
     """
     if len({id(session) for session in sessions}) != len(sessions):
