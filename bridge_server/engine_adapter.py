@@ -12,17 +12,18 @@ from __future__ import annotations
 import copy
 import os
 import traceback
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Hashable, List, Optional, Sequence, Tuple, Union
 
 import fileseq
 import numpy as np
 import torch
 
-from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, prepare_plate
+from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, matte_clips, prepare_plate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
 from rvm_engine.movie_frames import is_movie, picture_size, read_movie_frame
 from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, check_plate_file, read_plate
+from rvm_engine.ratio_guidance import guided_ratio
 from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence
 from rvm_engine.weights import load_model
@@ -241,6 +242,25 @@ class Engine:
         """Run one frame on ``state`` (advancing it); ``keep=False`` for pre-roll frames;
         ``foreground=True`` makes the foreground even when no foreground plate is written."""
         return state.matte(plate, frame, keep=keep, foreground=foreground)
+
+    @staticmethod
+    def batch_key(settings: Dict[str, Any], model: Any, plate: PreparedPlate) -> Optional[Hashable]:
+        """What clips whose next frames may run as one batch share: the model (variant, refiner,
+        checkpoint), precision, backend, frame size and ratio. None: this clip runs alone (an
+        OpenVINO clip: its step takes one frame). The engine checks again, on the states."""
+        if settings["backend"] == "openvino":
+            return None
+        height, width = plate.model_rgb.shape[:2]
+        ratio = settings["downsample_ratio"] or guided_ratio(height, width, settings["framing"])
+        return (id(model), settings["precision"], settings["backend"], height, width, ratio)
+
+    @staticmethod
+    def matte_together(states: Sequence[ClipMatter], plates: Sequence[PreparedPlate], frames: Sequence[int],
+                       foregrounds: Sequence[Optional[bool]]) -> List[Union[MatteResult, Exception]]:
+        """The next frame of several clips (each on its own state), their network steps run as one
+        batch where the engine can; each result is what ``matte`` gives that clip alone, within
+        float rounding, or the exception its frame raised (that clip's alone)."""
+        return matte_clips(states, plates, frames, foregrounds)
 
     @staticmethod
     def output_paths(state: ClipMatter, frame: int) -> Dict[str, str]:

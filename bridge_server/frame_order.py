@@ -174,6 +174,11 @@ class ClipOrder:
             return self._plan_jump(frame, now) if self.pending[frame].prepared else None
         return None
 
+    def put_back(self, plan: Plan) -> None:
+        """Undo ``take`` (the caller chose not to run the plan now): the frame is queued again as it
+        was. ``take`` changes nothing else, so the next ``take`` plans it the same way."""
+        self.pending[plan.frame] = plan.pending
+
     def _exact_jump(self, frame: int) -> bool:
         """Whether a sequence clip can make ``frame`` exact by pre-roll: from an exact state or
         its first frame, within the pre-roll limit."""

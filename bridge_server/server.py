@@ -60,6 +60,9 @@ _READERS, _WRITERS = pool_sizes()
 # Replies the client must not get again for a retry: the same request later may succeed.
 _NOT_REMEMBERED = ("busy", "shutting_down", "too_many_clips")
 MAX_WAIT_S = 86400.0
+# Many clips on one GPU: at most this many clips' frames in one network call. On the CPU batching
+# is off by default: a batch ran no faster per frame there (docs/server.md, "Many clips on one GPU").
+BATCH_MAX = 8
 
 
 @dataclass
@@ -83,10 +86,17 @@ class ServerConfig:
     max_heads: int = 4
     head_live: float = 30.0
     threads: Optional[int] = None
+    batch_max: Optional[int] = None  # clips' frames run as one batch; None: BATCH_MAX on CUDA, 1 (off) on the CPU
     preload: Sequence[str] = ("mobilenetv3",)
     path_map: PathMap = field(default_factory=PathMap)
     remembered_replies: int = 4096
     ready_file: Optional[str] = None
+
+    def batch_size(self) -> int:
+        """The most clips' frames one network call runs: ``batch_max``, else by device."""
+        if self.batch_max is not None:
+            return self.batch_max
+        return BATCH_MAX if self.device.startswith("cuda") else 1
 
     def check(self) -> None:
         """Raise BadParameter for settings that contradict each other or make no sense."""
@@ -100,6 +110,8 @@ class ServerConfig:
         # the platform's time_t (1e300, inf) raises in the worker and stops it.
         if not (0 <= self.inline_wait <= MAX_WAIT_S and 0 <= self.head_live <= MAX_WAIT_S):
             raise BadParameter(f"inline-wait and head-live must be 0..{MAX_WAIT_S} seconds")
+        if self.batch_max is not None and self.batch_max < 1:
+            raise BadParameter(f"batch-max {self.batch_max} must be at least 1 (1: each frame alone)")
         if self.threads is not None and self.threads < 1:
             raise BadParameter(f"threads {self.threads} must be at least 1")
         if self.limits.max_image_side < 1:
@@ -176,7 +188,7 @@ class BridgeServer:
         self.pipeline = FramePipeline(engine=engine, registry=self.registry, roots=self.roots, lock=self.lock,
                                       deliver=self.deliver, workers=config.workers, readers=config.readers,
                                       writers=config.writers, max_queued=config.max_queued_per_clip,
-                                      limits=config.limits)
+                                      limits=config.limits, batch_max=config.batch_size())
 
     # -- life --------------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -359,13 +371,16 @@ class BridgeServer:
             frames_total = self.pipeline.frames_total
             dropped = dict(self.registry.dropped, recent=list(self.registry.recent_drops))
             over = self.registry.over_budget
+            batches, batched = self.pipeline.batches, self.pipeline.batched_frames
         return {"uptime_s": round(now - self.started, 3), "device": self.config.device,
                 "models": self.models.describe(), "clips": clips,
                 "queue_depth": sum(clip["queued"] + clip["busy"] for clip in clips),
                 "requests_in_flight": len(self.in_flight), "frames_total": frames_total,
                 "throughput_fps": round(fps, 3), "memory_bytes": memory["total"], "memory": memory,
                 "memory_budget": self.registry.memory_budget, "over_budget_bytes": over, "dropped": dropped,
-                "internal_errors": self.internal_errors, "refused_connections": self.handshakes.refused}
+                "internal_errors": self.internal_errors, "refused_connections": self.handshakes.refused,
+                "batching": {"batch_max": self.pipeline.batch_max, "batches": batches, "batched_frames": batched,
+                             "mean_batch": round(batched / batches, 3) if batches else 0.0}}
 
     def _open_clip(self, request: Request) -> Dict[str, Any]:
         settings = self._server_paths(request.settings)
@@ -520,6 +535,8 @@ def describe_reply(job: InFlight, header: Dict[str, Any], elapsed: float) -> str
         made = header.get("made", {})
         words.append(f"how={made.get('how')} preroll={made.get('preroll_frames')} exact={made.get('exact')} "
                      f"head={made.get('head')}")
+        if made.get("batch", 1) > 1:
+            words.append(f"batch={made['batch']}")
         timings = header.get("timings", {})
         words.extend(f"{key}={1000 * timings[key]:.1f}ms" for key in ("read", "preroll", "network", "write")
                      if key in timings)

@@ -109,7 +109,11 @@ class OpenVinoStep:
 
         core = ov.Core()
         hint = "bf16" if precision == "bfloat16" else "f32"  # say f32: on bf16 CPUs OpenVINO defaults to bf16
-        self._compiled = core.compile_model(core.read_model(graph), "CPU", {
+        network = core.read_model(graph)
+        # The export leaves the batch free (for ONNX Runtime batches); OpenVINO runs one frame, on
+        # static shapes, so it compiles for a batch of one.
+        network.reshape({port.get_any_name(): [1, *port.get_partial_shape()[1:]] for port in network.inputs})
+        self._compiled = core.compile_model(network, "CPU", {
             "INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
         self._outputs = [self._compiled.output(name) for name in OUTPUTS]
         self._local = threading.local()  # an infer request serves one thread at a time

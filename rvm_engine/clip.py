@@ -21,7 +21,7 @@ from .errors import PlateError
 from .model import MattingNetwork
 from .plates import Plate, check_compression, check_may_replace, ours_metadata, write_plate
 from .sequences import frame_path, output_sequence
-from .session import MattingSession
+from .session import MattingSession, run_sessions
 from .weights import load_model
 
 OUTPUTS = ("alpha", "foreground", "rgba")
@@ -138,6 +138,7 @@ class MatteResult:
         self.alpha = alpha
         self.plate = plate
         self.bad_pixels = bad_pixels
+        self.batch = 1  # how many clips' frames ran in the network call that made it (``matte_clips``)
         self._parts = (model_fgr, model_rgb, colour)
         self._foreground: Optional[np.ndarray] = None
         self._lock = threading.Lock()
@@ -215,14 +216,17 @@ class ClipMatter:
         """
         ready = [p if isinstance(p, PreparedPlate) else self.prepare(p) for p in plates]
         fgrs, phas = self.session.run_batch(np.stack([r.model_rgb for r in ready]), frames[-1])
+        return [self._result(r, frame, fgr, pha, keep, foreground) for r, frame, fgr, pha in zip(ready, frames, fgrs, phas)]
+
+    def _result(self, ready: PreparedPlate, frame: int, fgr: np.ndarray, pha: np.ndarray, keep: bool,
+                foreground: Optional[bool], batch: int = 1) -> MatteResult:
         if foreground is None:
             foreground = bool(self.settings.foreground or self.settings.rgba)
-        wants_foreground = keep and foreground
-        colour = self.colour_for(ready[0].plate)
-        return [
-            MatteResult(frame, pha, r.plate, r.bad_pixels, *((fgr, r.model_rgb, colour) if wants_foreground else ()))
-            for r, frame, fgr, pha in zip(ready, frames, fgrs, phas)
-        ]
+        colour = self.colour_for(ready.plate)
+        parts = (fgr, ready.model_rgb, colour) if keep and foreground else ()
+        result = MatteResult(frame, pha, ready.plate, ready.bad_pixels, *parts)
+        result.batch = batch
+        return result
 
     def output_paths(self, frame: int) -> dict[str, str]:
         return {name: output_sequence(pattern, [frame]).path(frame) for name, pattern in self.settings.outputs().items()}
@@ -281,3 +285,31 @@ class ClipMatter:
         rgb = result.foreground * result.alpha[..., None] if self.settings.rgba_premultiplied else result.foreground
         return np.concatenate([rgb, result.alpha[..., None]], axis=-1), ["R", "G", "B", "A"]
 
+
+
+def matte_clips(matters: Sequence[ClipMatter], plates: Sequence[Union[Plate, PreparedPlate]], frames: Sequence[int],
+                foregrounds: Sequence[Optional[bool]]) -> list[Union[MatteResult, Exception]]:
+    """The next frame of several clips (``matters[i]`` makes ``plates[i]`` as its frame
+    ``frames[i]``, with ``foregrounds[i]`` as ``ClipMatter.matte`` takes it), their network steps
+    run as one batch per shape (``session.run_sessions``). Each result is what the clip's own
+    ``matte`` gives, within float rounding, or the exception its frame raised (its clip alone)."""
+    ready: dict[int, PreparedPlate] = {}
+    results: dict[int, Union[MatteResult, Exception]] = {}
+    for index, (matter, plate) in enumerate(zip(matters, plates)):
+        try:
+            ready[index] = plate if isinstance(plate, PreparedPlate) else matter.prepare(plate)
+        except Exception as error:  # noqa: BLE001 - this clip's colour problem is its own
+            results[index] = error
+    order = list(ready)
+    mattes = run_sessions([matters[i].session for i in order], [ready[i].model_rgb for i in order],
+                          [frames[i] for i in order])
+    for index, matte in zip(order, mattes):
+        if isinstance(matte, Exception):
+            results[index] = matte
+            continue
+        try:
+            results[index] = matters[index]._result(ready[index], frames[index], matte.fgr, matte.pha, True,
+                                                    foregrounds[index], matte.batch)
+        except Exception as error:  # noqa: BLE001
+            results[index] = error
+    return [results[index] for index in range(len(matters))]

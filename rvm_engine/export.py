@@ -2,8 +2,10 @@
 
 The graph takes frames already checked and clamped to 0..1 (``MattingSession`` does both).
 One graph per clip shape: the downsample ratio and the frame size are fixed in it (a clip keeps
-both for its whole length), so the runtimes fold every shape computation and the ratio's resize
-into constants. The recurrent states are inputs and outputs, as in the official export; a cold
+both for its whole length), so the runtimes fold the shape computations and the ratio's resize
+into constants. The batch axis is left free, so the bridge can run the next frames of several
+clips of one shape as one batch (each clip's states stacked on it); one frame is a batch of one.
+The recurrent states are inputs and outputs, as in the official export; a cold
 clip passes zeros of the state shapes (``state_shapes``), which is what the network does with
 ``None``. Exports are cached beside the converted weights, named by a hash of the weights, the
 variant, refiner, ratio, size and opset, and written atomically (a half-written graph is never
@@ -26,7 +28,7 @@ from .model import MattingNetwork
 from .weights import cache_dir
 
 OPSET = 17
-GRAPH_VERSION = 2  # in the cache key: raise it when what is exported changes (2: no input clamp)
+GRAPH_VERSION = 3  # in the cache key: raise it when what is exported changes (2: no input clamp; 3: free batch)
 STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
 OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 _export_lock = threading.Lock()
@@ -96,7 +98,8 @@ def exported_graph(model: MattingNetwork, height: int, width: int, downsample_ra
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 torch.onnx.export(step, (src, *states), temp, input_names=["src", *STATE_INPUTS],
-                                  output_names=list(OUTPUTS), opset_version=OPSET, dynamo=False)
+                                  output_names=list(OUTPUTS), opset_version=OPSET, dynamo=False,
+                                  dynamic_axes={name: {0: "batch"} for name in ("src", *STATE_INPUTS, *OUTPUTS)})
             os.replace(temp, path)
         finally:
             if os.path.exists(temp):

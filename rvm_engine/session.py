@@ -3,12 +3,14 @@
 RVM's matte for frame N depends on the frames before it through four recurrent states. A
 session owns them, with the device, precision and downsample ratio they were made with, and
 the frame number they belong to. The batch renderer and the bridge server hold one per clip.
+``run_sessions`` runs the next frame of several clips' sessions as one batch (the bridge's
+many clips on one GPU).
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Optional, Union
+from typing import Any, Hashable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -20,6 +22,9 @@ from .model import MattingNetwork, check_source
 from .ratio_guidance import check_framing, guided_ratio
 
 PRECISIONS = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# Backends whose step takes a batch of clips: torch, and ONNX Runtime on our export (its batch axis
+# is free). OpenVINO is compiled for one frame on static shapes.
+BATCH_BACKENDS = ("torch", "onnxruntime")
 
 
 class MattingSession:
@@ -90,6 +95,15 @@ class MattingSession:
         """Bytes held by the recurrent state (on its device)."""
         return sum(int(r.nbytes) if isinstance(r, np.ndarray) else r.numel() * r.element_size()
                    for r in self._rec if r is not None)
+
+    def batch_key(self, height: int, width: int) -> Optional[Hashable]:
+        """What sessions whose next frames of ``height`` x ``width`` run as one batch share: model,
+        device, precision, backend, frame size and ratio. None: this one runs alone (a backend
+        without batches, or a frame of another size than its state's, which ``run`` refuses)."""
+        if self.backend not in BATCH_BACKENDS or self._size not in (None, (height, width)):
+            return None
+        ratio = self.downsample_ratio or guided_ratio(height, width, self.framing)
+        return (id(self.model), str(self.device), self.precision, self.backend, height, width, ratio)
 
     def _prepare(self, height: int, width: int) -> float:
         if self._size is not None and self._size != (height, width):
@@ -188,3 +202,89 @@ class MattingSession:
             self._staging.copy_(host)
             host = self._staging.to(self.device, non_blocking=True)
         return host.permute(0, 3, 1, 2).contiguous()[None]
+
+
+class Matte(NamedTuple):
+    """One session's frame from ``run_sessions``: as ``run`` gives it, and how many sessions' frames
+    ran in its network call (1: alone)."""
+
+    fgr: np.ndarray
+    pha: np.ndarray
+    batch: int = 1
+
+
+def run_sessions(sessions: Sequence[MattingSession], frames: Sequence[np.ndarray],
+                 numbers: Sequence[Optional[int]]) -> list[Union[Matte, Exception]]:
+    """Matte the next frame of each session: ``frames[i]``, float32 ``[H,W,3]`` in the model's sRGB,
+    as clip frame ``numbers[i]``. Sessions with one ``batch_key`` run as one batch: frames stacked
+    on the batch axis, the four recurrent states concatenated, outputs and new states split back
+    (each session's own copy). Returns a ``Matte`` per session (``fgr [H,W,3]`` and ``pha [H,W]`` as
+    ``run`` gives them, and the batch size), or the exception its frame raised: when a batch fails,
+    each of its sessions runs alone, so a bad frame fails only its own session.
+
+    A frame in a batch is what it is alone within float rounding, not always bit for bit: on the
+    CPU torch's first convolution picks another kernel for a batch (up to about 8e-6 on 1080p at
+    0.25); ONNX Runtime on one thread gives the same bits (docs/server.md, "Many clips on one GPU").
+    """
+    if len({id(session) for session in sessions}) != len(sessions):
+        raise ValueError("run_sessions: a session appears twice; one frame per session")
+    results: dict[int, Union[Matte, Exception]] = {}
+    groups: dict[Hashable, list[int]] = {}
+    for index, (session, frame) in enumerate(zip(sessions, frames)):
+        key = session.batch_key(*frame.shape[:2]) if frame.ndim == 3 else None
+        groups.setdefault(("alone", index) if key is None else key, []).append(index)
+    for members in groups.values():
+        if len(members) > 1:
+            try:
+                together = _run_together([sessions[i] for i in members], [frames[i] for i in members],
+                                         [numbers[i] for i in members])
+            except Exception:  # noqa: BLE001 - one bad frame must not fail the others: each runs alone
+                pass
+            else:
+                for index, matte in zip(members, together):
+                    results[index] = matte
+                continue
+        for index in members:
+            try:
+                results[index] = Matte(*sessions[index].run(frames[index], numbers[index]))
+            except Exception as error:  # noqa: BLE001 - handed back as this session's result
+                results[index] = error
+    return [results[index] for index in range(len(sessions))]
+
+
+def _run_together(sessions: list[MattingSession], frames: list[np.ndarray],
+                  numbers: list[Optional[int]]) -> list[Matte]:
+    """One network call for sessions of one ``batch_key``; the states change only if it succeeds."""
+    lead = sessions[0]
+    height, width = frames[0].shape[:2]
+    for session in sessions:
+        ratio = session._prepare(height, width)
+    batch = np.stack(frames).astype(np.float32, copy=False)  # [B,H,W,3]
+    cold = [session._rec[0] is None for session in sessions]
+    if lead.backend == "torch":
+        src = torch.from_numpy(batch).to(lead.device).permute(0, 3, 1, 2).contiguous()[:, None]  # [B,1,3,H,W]
+        warm = next((s._rec for s, c in zip(sessions, cold) if not c), None)
+        rec: list[Any] = [None] * 4 if warm is None else [
+            torch.cat([torch.zeros_like(warm[k]) if c else s._rec[k] for s, c in zip(sessions, cold)])
+            for k in range(4)]
+        reduced = lead.dtype != torch.float32
+        with torch.inference_mode(), torch.autocast(lead.device.type, dtype=lead.dtype, enabled=reduced):
+            fgr, pha, *rec = lead.model(src, *rec, downsample_ratio=ratio)
+        fgrs = fgr[:, 0].permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
+        phas = pha[:, 0, 0].float().contiguous().cpu().numpy()
+        states = [[r[i:i + 1].clone() for r in rec] for i in range(len(sessions))]
+    else:
+        nchw = batch.transpose(0, 3, 1, 2)
+        check_source(torch.from_numpy(nchw), ratio, clamp=False)
+        nchw = np.clip(nchw, 0.0, 1.0, out=np.empty(nchw.shape, np.float32))
+        step = backends.frame_step(lead.model, lead.backend, lead.precision, height, width, ratio)
+        zeros = backends.cold_states(lead.model, height, width, ratio)
+        inputs = [np.concatenate([zeros[k] if c else s._rec[k] for s, c in zip(sessions, cold)]) for k in range(4)]
+        fgr_nchw, pha_nchw, rec_out = step.run(nchw, inputs)
+        fgrs = np.ascontiguousarray(fgr_nchw.transpose(0, 2, 3, 1))
+        phas = np.ascontiguousarray(pha_nchw[:, 0])
+        states = [[r[i:i + 1].copy() for r in rec_out] for i in range(len(sessions))]
+    for session, state, number in zip(sessions, states, numbers):
+        session._rec, session.frame = state, number
+        session.frames_run += 1
+    return [Matte(fgrs[i].copy(), phas[i].copy(), len(sessions)) for i in range(len(sessions))]

@@ -233,3 +233,22 @@ def test_a_changed_source_makes_the_states_at_and_past_it_not_exact():
     queue(order, 5)
     plan = order.take(0.0)
     assert (plan.preroll[0], plan.exact) == (1, True)  # made again from the first frame, exactly
+
+
+def test_a_frame_put_back_by_a_batch_that_did_not_want_it_is_planned_the_same_way_again():
+    # The bridge's batches take a clip's next plan and put it back when it is a pre-roll.
+    order = ClipOrder(sequence=True, first_frame=1001, preroll_limit=10)
+    queue(order, 1001)
+    run(order)
+    queue(order, 1005)
+    queue(order, 1002)
+    first = order.take(0.0)
+    order.put_back(first)
+    assert sorted(order.pending) == [1002, 1005]
+    again = order.take(0.0)
+    assert (again.frame, again.how, again.preroll, again.head.id, again.pending) == \
+        (first.frame, first.how, first.preroll, first.head.id, first.pending)
+    order.finish(again, True, 0.0)
+    jump = order.take(0.0)
+    order.put_back(jump)
+    assert (run(order)[:3]) == (jump.frame, jump.how, jump.preroll) == (1005, "preroll", [1003, 1004])

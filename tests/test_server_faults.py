@@ -409,7 +409,7 @@ def test_a_port_past_65535_is_refused_not_bent_onto_another_port(tmp_path):
 
 
 @pytest.mark.parametrize("setting", [{"inline_wait": float("nan")}, {"inline_wait": 1e300}, {"head_live": float("inf")},
-                                     {"threads": -1}])
+                                     {"threads": -1}, {"batch_max": 0}])
 def test_settings_that_would_stop_a_worker_or_the_engine_are_refused_when_the_bridge_starts(tmp_path, setting):
     # A worker waits on a condition for the inline wait: past time_t (1e300) the wait raised in the
     # worker and frames were never run again; --threads -1 was a torch traceback.

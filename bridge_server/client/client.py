@@ -90,7 +90,9 @@ class FrameResult:
     ``cloned`` (a copy, so the chunk advancing the original keeps it) or ``new``. ``kept`` names
     plates that were already complete and were not rewritten. ``timings`` are seconds: read,
     preroll, network, write, queued, server_total, round_trip, transport. ``downsample_ratio``
-    is the ratio the network actually ran at (the automatic one resolved).
+    is the ratio the network actually ran at (the automatic one resolved). ``batch`` is how many
+    clips' frames ran in the network call that made it (1: alone; a bridge older than batching
+    says nothing, read as 1).
     """
 
     clip: str
@@ -105,6 +107,7 @@ class FrameResult:
     images: Dict[str, InlineFrame] = field(default_factory=dict)
     timings: Dict[str, float] = field(default_factory=dict)
     downsample_ratio: Optional[float] = None
+    batch: int = 1
 
 
 class BridgeClient:
@@ -426,7 +429,7 @@ class BridgeClient:
                     if isinstance(path, str)},
             kept=[str(name) for name in kept] if isinstance(kept, list) else [],
             images=_reply_images(header, buffers), timings=timings,
-            downsample_ratio=_ratio(made.get("downsample_ratio")))
+            downsample_ratio=_ratio(made.get("downsample_ratio")), batch=max(1, _int(made.get("batch", 1))))
 
 
 def _ratio(value: Any) -> Optional[float]:

@@ -42,6 +42,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="CPU threads per network run (default: torch's, as an in-process render uses). Fewer "
                         "threads per worker is faster with several workers on few cores, but changes float "
                         "rounding (about 1e-7) against an in-process render using another count")
+    p.add_argument("--batch-max", type=int, default=None, metavar="N",
+                   help="many clips on one GPU: the next frames of up to N clips (same model, size and ratio, no "
+                        "pre-roll) run as one batch, each on its own state (default 8 on CUDA, 1 = off on the CPU, "
+                        "where batches were no faster). A frame made in a batch equals the one made alone within "
+                        "float rounding (about 1e-5), not bit for bit")
     p.add_argument("--max-heads", type=int, default=4,
                    help="recurrent states kept per clip, for interleaved chunks (default 4)")
     p.add_argument("--head-live", type=float, default=30.0, metavar="SECONDS",
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             memory_budget=args.memory_budget, max_clips=args.max_clips, max_queued_per_clip=args.max_queued,
             preroll_limit=args.preroll_limit, cold_preroll=args.cold_preroll, inline_wait=args.inline_wait,
             preload=[v for v in args.preload.split(",") if v], max_heads=args.max_heads, head_live=args.head_live,
-            threads=args.threads, path_map=PathMap.parse(";".join(args.path_map)), ready_file=args.ready_file,
+            threads=args.threads, batch_max=args.batch_max, path_map=PathMap.parse(";".join(args.path_map)), ready_file=args.ready_file,
             limits=Limits(max_buffer_bytes=args.max_message, max_image_side=args.max_image_side,
                           max_image_pixels=min(Limits.max_image_pixels, args.max_image_side ** 2)))
         server = BridgeServer(config)

@@ -54,6 +54,10 @@ def format_status(address: str, status: Any, roots: Any = ()) -> str:
               f"{memory.get('inline_outputs', 0) / 2 ** 20:.1f}, queued frames {memory.get('queued', 0) / 2 ** 20:.1f})",
               f"  dropped under the budget: {dropped.get('inline_outputs', 0)} cached inline outputs, "
               f"{dropped.get('states', 0)} recurrent states"]
+    batching = status.get("batching")
+    if batching and batching.get("batch_max", 1) > 1:
+        lines.append(f"  batching: up to {batching['batch_max']} clips a network call; {batching['batches']} "
+                     f"batches ran, {batching['mean_batch']:.1f} frames each on average")
     if status.get("over_budget_bytes"):
         lines.append(f"  over budget by {status['over_budget_bytes'] / 2 ** 20:.1f} MiB: only live states left "
                      "(raise --memory-budget)")
