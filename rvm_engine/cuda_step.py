@@ -65,7 +65,12 @@ class StaticStep:
         self.checked = not capture
         self._outputs: list[Tensor] = []
         if capture:
-            self._capture()
+            try:
+                self._capture()
+            except RuntimeError as exc:  # a kernel that cannot be captured: run this shape eagerly
+                log.warning("could not capture a CUDA graph for %dx%d frames at ratio %s (%s); running eagerly",
+                            width, height, ratio, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                self.graph, self.checked = None, True
 
     def _forward(self) -> list[Tensor]:
         r1, r2, r3, r4 = self.states
