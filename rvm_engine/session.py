@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from . import backends
+from . import backends, cuda_step
 from .errors import FrameInputError
 from .model import MattingNetwork, check_source
 from .ratio_guidance import check_framing, guided_ratio
@@ -132,6 +132,8 @@ class MattingSession:
             self.frame = frame
             return fgr.reshape(*src.shape[:-3], *fgr.shape[1:]), pha.reshape(*src.shape[:-3], *pha.shape[1:])
         src = src.to(self.device, torch.float32, non_blocking=True)
+        if src.shape[0] == 1 and cuda_step.graphs_enabled(self.device):
+            return self._run_static(src, ratio, frame)
         # Reduced precision through autocast: the shared model keeps its float32 weights.
         reduced = self.dtype != torch.float32
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype, enabled=reduced):
@@ -140,6 +142,22 @@ class MattingSession:
         self.frames_run += src.shape[1] if src.ndim == 5 else src.shape[0]
         self.frame = frame
         return fgr, pha
+
+    def _run_static(self, src: Tensor, ratio: float, frame: Optional[int]) -> tuple[Tensor, Tensor]:
+        """``run_tensor`` for one clip on CUDA: each frame through the shared captured step
+        (``cuda_step``) in the session's precision."""
+        src = check_source(src, ratio)
+        height, width = int(src.shape[-2]), int(src.shape[-1])
+        step = cuda_step.step_for(self.model, height, width, ratio, self.dtype, self.device)
+        fgrs, phas = [], []
+        for one in src.reshape(-1, 3, height, width):
+            fgr, pha, self._rec = step.run(one[None], self._rec)
+            fgrs.append(fgr)
+            phas.append(pha)
+            self.frames_run += 1
+        self.frame = frame
+        lead = src.shape[:-3]
+        return torch.cat(fgrs).reshape(*lead, *fgrs[0].shape[1:]), torch.cat(phas).reshape(*lead, *phas[0].shape[1:])
 
     def _run_frames(self, frames: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
         """``frames`` ``[N,3,H,W]`` float32 (one clip's, in order; any strides) through the session's
