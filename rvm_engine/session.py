@@ -285,9 +285,15 @@ def _run_together(sessions: list[MattingSession], frames: list[np.ndarray],
         rec: list[Any] = [None] * 4 if warm is None else [
             torch.cat([torch.zeros_like(warm[k]) if c else s._rec[k] for s, c in zip(sessions, cold)])
             for k in range(4)]
-        reduced = lead.dtype != torch.float32
-        with torch.inference_mode(), torch.autocast(lead.device.type, dtype=lead.dtype, enabled=reduced):
-            fgr, pha, *rec = lead.model(src, *rec, downsample_ratio=ratio)
+        if lead.device.type == "cuda":  # as a clip alone there: the model cast to the precision (cuda_step)
+            net = cuda_step.model_in(lead.model, lead.dtype)
+            with torch.inference_mode():
+                fgr, pha, *rec = net(src.to(lead.dtype), *[None if r is None else r.to(lead.dtype) for r in rec],
+                                     downsample_ratio=ratio)
+        else:
+            reduced = lead.dtype != torch.float32
+            with torch.inference_mode(), torch.autocast(lead.device.type, dtype=lead.dtype, enabled=reduced):
+                fgr, pha, *rec = lead.model(src, *rec, downsample_ratio=ratio)
         fgrs = fgr[:, 0].permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
         phas = pha[:, 0, 0].float().contiguous().cpu().numpy()
         states = [[r[i:i + 1].clone() for r in rec] for i in range(len(sessions))]

@@ -95,3 +95,23 @@ def test_captured_graphs_on_cuda_match_the_eager_float32_session(portrait_clip, 
     assert worst <= bound, f"{precision} graph alpha differs from eager float32 by {worst}"
     step = cuda_step.step_for(model, *portrait_clip.shape[1:3], 0.5, graphed.dtype, torch.device("cuda"))
     assert step.graph is not None, "the graph was dropped by its own check"
+
+
+@CUDA
+@pytest.mark.parametrize("precision, bound", [("float32", 1e-4), ("float16", 5e-3)])
+def test_a_cold_clip_batched_with_warm_ones_on_cuda_makes_its_solo_mattes(portrait_clip, precision, bound):
+    from rvm_engine.session import run_sessions
+    from rvm_engine.weights import load_model
+
+    model = load_model(device="cuda")
+    clips = [portrait_clip, portrait_clip[::-1].copy()]
+    solo = [MattingSession(model, downsample_ratio=0.5, precision=precision) for _ in clips]
+    want = [[solo[c].run(f)[1] for f in clip] for c, clip in enumerate(clips)]
+    together = [MattingSession(model, downsample_ratio=0.5, precision=precision) for _ in clips]
+    together[0].run(clips[0][0])  # the first clip is warm when the second joins cold
+    for t in range(1, len(portrait_clip)):
+        frames = [clips[0][t], clips[1][t - 1]]
+        mattes = run_sessions(together, frames, [t, t - 1])
+        assert all(m.batch == 2 for m in mattes)
+        assert np.abs(mattes[0].pha - want[0][t]).max() <= bound
+        assert np.abs(mattes[1].pha - want[1][t - 1]).max() <= bound
