@@ -154,13 +154,17 @@ def test_the_bridge_and_the_in_process_render_prepare_a_plate_the_same_way(rvm_m
             assert torch.equal(in_process.model_rgb, through_prepare.model_rgb)
 
 
-@pytest.mark.parametrize("space", [SCENE_LINEAR_REC709, "ACEScg"])
-def test_a_render_of_real_plates_with_torch_colour_writes_the_ocio_render_within_1e4(rvm_model, tmp_path, space):
+@pytest.mark.parametrize("space, backend", [(SCENE_LINEAR_REC709, "torch"), ("ACEScg", "torch"),
+                                            ("ACEScg", "onnxruntime")])
+def test_a_render_of_real_plates_with_torch_colour_writes_the_ocio_render_within_1e4(rvm_model, tmp_path, space,
+                                                                                   backend):
+    if backend != "torch":
+        pytest.importorskip(backend)
     pattern = write_sample_plates(tmp_path / "plates", 4, 192, 160, step=6)
     plates = {}
     for on in ("ocio", "torch"):
         settings = ClipSettings(alpha=str(tmp_path / on / "a.####.exr"), foreground=str(tmp_path / on / "fg.####.exr"),
-                                colour_space=space, colour_on=on, backend="torch", pixel_type="float",
+                                colour_space=space, colour_on=on, backend=backend, pixel_type="float",
                                 downsample_ratio=0.5)
         report = render_sequence(pattern, None, settings, model=rvm_model, progress=False)
         assert len(report.written) == 4
