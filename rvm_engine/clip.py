@@ -4,6 +4,10 @@
 plate as read from disk into alpha and foreground plates: plate -> model space (OCIO) ->
 network (advancing the clip's recurrent state) -> foreground back into the plate's space ->
 plates written atomically with our metadata.
+
+On a GPU the colour runs there too (``colour_torch``): the plate goes to the device once, is
+converted, matted and converted back there, and only alpha and foreground come back. On a CPU
+OCIO through OpenImageIO is as fast as the same LUTs in torch (docs/speed.md), so it stays.
 """
 
 from __future__ import annotations
@@ -12,12 +16,15 @@ import functools
 import os
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any, Collection, Iterable, Optional, Sequence, Union
+from typing import Any, Callable, Collection, Iterable, Optional, Sequence, Union
 
 import numpy as np
+import torch
+from torch import Tensor
 
 from .colour import PlateColour, default_colour_space
-from .errors import PlateError
+from .colour_torch import TorchColour, bake
+from .errors import ColourError, PlateError
 from .model import MattingNetwork
 from .plates import Plate, check_compression, check_may_replace, ours_metadata, write_plate
 from .sequences import frame_path, output_sequence
@@ -25,6 +32,8 @@ from .session import MattingSession, run_sessions
 from .weights import load_model
 
 OUTPUTS = ("alpha", "foreground", "rgba")
+#: Where colour is converted: ``auto`` (torch on a CUDA device, OCIO on the CPU), ``ocio``, ``torch``.
+COLOUR_ON = ("auto", "ocio", "torch")
 
 
 @dataclass
@@ -36,7 +45,9 @@ class ClipSettings:
     Rec.709 for EXR, sRGB for 8/16-bit images). ``rgba`` is premultiplied unless
     ``rgba_premultiplied`` is False. ``overwrite`` lets plates replace files that are not
     ours (see ``plates.check_may_replace``); leave it off unless the outputs are BMP, SGI or
-    PNM from an earlier run, whose headers cannot say they are ours.
+    PNM from an earlier run, whose headers cannot say they are ours. ``colour_on`` is where colour is
+    converted (``COLOUR_ON``); leave it at ``auto``, which is what the bridge uses, so that a render
+    in this process and one through a bridge on the same device write the same plates.
     """
 
     variant: str = "mobilenetv3"
@@ -59,6 +70,7 @@ class ClipSettings:
     layer: Optional[str] = None
     extra: dict[str, Any] = field(default_factory=dict)
     overwrite: bool = False
+    colour_on: str = "auto"
 
     def outputs(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in OUTPUTS if getattr(self, name)}
@@ -71,6 +83,8 @@ class ClipSettings:
         frame 10000)."""
         if self.pixel_type not in ("half", "float"):
             raise PlateError(f"pixel type {self.pixel_type!r}: plates are written as half or float")
+        if self.colour_on not in COLOUR_ON:
+            raise ColourError(f"colour_on {self.colour_on!r} is not one of {', '.join(COLOUR_ON)}")
         check_compression(self.compression)
         outputs = self.outputs()
         # Two spellings of one file differ for no frame or from some digit count on, so the
@@ -89,6 +103,12 @@ class ClipSettings:
         return asdict(self)
 
 
+def _foreground_on_device(baked: TorchColour, fgr: Tensor, model_rgb: Tensor, pixels: Tensor,
+                          alpha: Tensor) -> np.ndarray:
+    """The foreground made on the device and brought back as float32 ``[H,W,3]``."""
+    return baked.foreground_to_plate(fgr, model_rgb, pixels, alpha=alpha).cpu().numpy()
+
+
 def _same_file(a: str, b: str, frames: Iterable[int]) -> bool:
     def norm(path: str) -> str:
         return os.path.normcase(os.path.normpath(os.path.abspath(path)))
@@ -98,11 +118,16 @@ def _same_file(a: str, b: str, frames: Iterable[int]) -> bool:
 
 @dataclass
 class PreparedPlate:
-    """A plate already converted into the model's space (see :meth:`ClipMatter.prepare`)."""
+    """A plate already converted into the model's space (see :meth:`ClipMatter.prepare`).
+
+    Through OCIO ``model_rgb`` is numpy ``[H, W, 3]``; through torch it is ``[3, H, W]`` on the
+    clip's device, and ``pixels`` holds the plate there, uploaded once for the way back.
+    """
 
     plate: Plate
-    model_rgb: np.ndarray
+    model_rgb: Union[np.ndarray, Tensor]
     bad_pixels: int
+    pixels: Optional[Tensor] = None
 
 
 @functools.lru_cache(maxsize=32)
@@ -117,40 +142,61 @@ def colour_for_plate(settings: ClipSettings, plate: Plate) -> PlateColour:
     return plate_colour(space, settings.ocio_config, settings.to_model)
 
 
-def prepare_plate(settings: ClipSettings, plate: Plate) -> PreparedPlate:
-    """``plate`` converted into the model's space (NaN/Inf made safe and counted). Thread-safe, so
-    it runs on reader threads ahead of the network. Raises ``ColourError``/``FrameInputError``."""
-    model_rgb, bad = colour_for_plate(settings, plate).to_model(plate.pixels)
-    return PreparedPlate(plate, model_rgb, bad)
+def torch_colour(settings: ClipSettings, colour: PlateColour) -> Optional[TorchColour]:
+    """``colour`` baked for torch on the settings' device when colour runs there, else None (OCIO).
+
+    ``auto`` runs torch on a CUDA device and OCIO on the CPU (measured: docs/speed.md); a
+    transform that does not bake within 1e-4 of OCIO stays on OCIO whatever the setting (logged once).
+    The choice depends on the settings alone, so the bridge and a render in this process agree.
+    """
+    on = settings.colour_on
+    if on == "ocio" or (on == "auto" and torch.device(settings.device).type != "cuda"):
+        return None
+    baked = bake(colour)
+    return None if baked is None else baked.to(settings.device)
+
+
+def prepare_plate(settings: ClipSettings, plate: Plate, colour: Optional[PlateColour] = None) -> PreparedPlate:
+    """``plate`` converted into the model's space (NaN/Inf made safe and counted) by ``colour``
+    (default: :func:`colour_for_plate`), through OCIO or torch as :func:`torch_colour` says.
+    Thread-safe, so it runs on reader threads ahead of the network. Raises ``ColourError``/``FrameInputError``."""
+    colour = colour or colour_for_plate(settings, plate)
+    baked = torch_colour(settings, colour)
+    if baked is None:
+        model_rgb, bad = colour.to_model(plate.pixels)
+        return PreparedPlate(plate, model_rgb, bad)
+    host = np.ascontiguousarray(plate.pixels, dtype=np.float32)
+    pixels = torch.from_numpy(host if host.flags.writeable else host.copy()).to(baked.device)
+    on_device, bad = baked.to_model(pixels)
+    return PreparedPlate(plate, on_device, bad, pixels)
 
 
 class MatteResult:
     """One matted frame: alpha ``[H,W]`` and, on first use, the foreground ``[H,W,3]`` in the plate's space.
 
-    The foreground's trip back through OCIO costs about as much as the network on a CPU, so it
-    is made lazily, by whichever thread first asks (the plate writers), not on the network's.
+    The foreground's trip back (OCIO, or torch on the device) costs about as much as the network on
+    a CPU, so it is made lazily by ``make_foreground``, on whichever thread first asks (the plate
+    writers), not on the network's.
     """
 
     def __init__(self, frame: int, alpha: np.ndarray, plate: Plate, bad_pixels: int,
-                 model_fgr: Optional[np.ndarray] = None, model_rgb: Optional[np.ndarray] = None,
-                 colour: Optional[PlateColour] = None) -> None:
+                 make_foreground: Optional[Callable[[], np.ndarray]] = None) -> None:
         self.frame = frame
         self.alpha = alpha
         self.plate = plate
         self.bad_pixels = bad_pixels
+        self._make = make_foreground
         self.batch = 1  # how many clips' frames ran in the network call that made it (``matte_clips``)
-        self._parts = (model_fgr, model_rgb, colour)
         self._foreground: Optional[np.ndarray] = None
         self._lock = threading.Lock()
 
     @property
     def foreground(self) -> Optional[np.ndarray]:
-        """The foreground in the plate's colour space; None for a pre-roll frame."""
+        """The foreground in the plate's colour space (float32); None for a pre-roll frame."""
         with self._lock:
-            fgr, model_rgb, colour = self._parts
-            if self._foreground is None and fgr is not None and model_rgb is not None and colour is not None:
-                self._foreground = colour.foreground_to_plate(fgr, model_rgb, self.plate.pixels, alpha=self.alpha)
-                self._parts = (None, None, None)
+            if self._foreground is None and self._make is not None:
+                self._foreground = self._make()
+                self._make = None  # let the model-space images (and device memory) go
             return self._foreground
 
 
@@ -194,8 +240,7 @@ class ClipMatter:
 
     def prepare(self, plate: Plate) -> PreparedPlate:
         """Convert ``plate`` into the model's space (NaN/Inf made safe and counted). Thread-safe."""
-        model_rgb, bad = self.colour_for(plate).to_model(plate.pixels)
-        return PreparedPlate(plate, model_rgb, bad)
+        return prepare_plate(self.settings, plate, self.colour_for(plate))
 
     def matte(self, plate: Union[Plate, PreparedPlate], frame: int, *, keep: bool = True,
               foreground: Optional[bool] = None) -> MatteResult:
@@ -215,18 +260,72 @@ class ClipMatter:
         within float rounding (about 1e-6).
         """
         ready = [p if isinstance(p, PreparedPlate) else self.prepare(p) for p in plates]
-        fgrs, phas = self.session.run_batch(np.stack([r.model_rgb for r in ready]), frames[-1])
-        return [self._result(r, frame, fgr, pha, keep, foreground) for r, frame, fgr, pha in zip(ready, frames, fgrs, phas)]
+        if foreground is None:
+            foreground = bool(self.settings.foreground or self.settings.rgba)
+        wants_foreground = keep and foreground
+        colour = self.colour_for(ready[0].plate)
+        host = [r.model_rgb for r in ready if isinstance(r.model_rgb, np.ndarray)]
+        if len(host) == len(ready):
+            fgrs, phas = self.session.run_batch(np.stack(host), frames[-1])
+            return [MatteResult(frame, pha, r.plate, r.bad_pixels, functools.partial(
+                        colour.foreground_to_plate, fgr, model, r.plate.pixels, alpha=pha) if wants_foreground else None)
+                    for r, frame, model, fgr, pha in zip(ready, frames, host, fgrs, phas)]
+        return self._matte_on_device(ready, frames, colour, wants_foreground)
 
-    def _result(self, ready: PreparedPlate, frame: int, fgr: np.ndarray, pha: np.ndarray, keep: bool,
-                foreground: Optional[bool], batch: int = 1) -> MatteResult:
+    def _matte_on_device(self, ready: list[PreparedPlate], frames: list[int], colour: PlateColour,
+                         wants_foreground: bool) -> list[MatteResult]:
+        """:meth:`matte_many` for plates prepared through torch: the network and the foreground's
+        way back run on the device; alpha comes back now, the foreground when a writer asks."""
+        mixed = ColourError("plates of one clip were converted both through OCIO and through torch")
+        baked = torch_colour(self.settings, colour)
+        if baked is None:
+            raise mixed
+        models: list[Tensor] = []
+        pixels: list[Tensor] = []
+        for r in ready:
+            if not isinstance(r.model_rgb, Tensor) or r.pixels is None:
+                raise mixed
+            models.append(r.model_rgb)
+            pixels.append(r.pixels)
+        fgr_device, pha_device = self._run_on_device(torch.stack(models), frames[-1])
+        phas = pha_device.float().cpu().numpy()
+        return [MatteResult(frame, pha, r.plate, r.bad_pixels, functools.partial(
+                    _foreground_on_device, baked, fgr, model, plate, alpha) if wants_foreground else None)
+                for r, frame, model, plate, fgr, pha, alpha in zip(ready, frames, models, pixels, fgr_device, phas,
+                                                                     pha_device)]
+
+    def _result(self, ready: PreparedPlate, frame: int, fgr: Any, pha: Any, foreground: Optional[bool],
+                batch: int) -> MatteResult:
+        """A ``matte_clips`` frame as :meth:`matte` makes it: ``fgr``/``pha`` are numpy for a plate
+        prepared through OCIO, tensors on the device for one prepared through torch."""
         if foreground is None:
             foreground = bool(self.settings.foreground or self.settings.rgba)
         colour = self.colour_for(ready.plate)
-        parts = (fgr, ready.model_rgb, colour) if keep and foreground else ()
-        result = MatteResult(frame, pha, ready.plate, ready.bad_pixels, *parts)
+        make: Optional[Callable[[], np.ndarray]] = None
+        if isinstance(ready.model_rgb, Tensor):
+            baked = torch_colour(self.settings, colour)
+            if baked is None or ready.pixels is None:
+                raise ColourError("plates of one clip were converted both through OCIO and through torch")
+            if foreground:
+                make = functools.partial(_foreground_on_device, baked, fgr, ready.model_rgb, ready.pixels, pha)
+            alpha = pha.float().cpu().numpy()
+        else:
+            if foreground:
+                make = functools.partial(colour.foreground_to_plate, fgr, ready.model_rgb, ready.plate.pixels,
+                                         alpha=pha)
+            alpha = pha
+        result = MatteResult(frame, alpha, ready.plate, ready.bad_pixels, make)
         result.batch = batch
         return result
+
+    def _run_on_device(self, model_rgb: Tensor, last_frame: int) -> tuple[Tensor, Tensor]:
+        """``[T,3,H,W]`` model-space frames on the device -> (fgr ``[T,3,H,W]``, pha ``[T,H,W]``) there."""
+        if self.session.backend == "torch":
+            fgr, pha = self.session.run_tensor(model_rgb[None], last_frame)
+            return fgr[0], pha[0, :, 0]
+        # An ONNX Runtime or OpenVINO network beside torch colour on the CPU takes numpy frames.
+        fgr_np, pha_np = self.session.run_batch(model_rgb.permute(0, 2, 3, 1).cpu().numpy(), last_frame)
+        return torch.from_numpy(fgr_np).permute(0, 3, 1, 2), torch.from_numpy(pha_np)
 
     def output_paths(self, frame: int) -> dict[str, str]:
         return {name: output_sequence(pattern, [frame]).path(frame) for name, pattern in self.settings.outputs().items()}
@@ -308,7 +407,7 @@ def matte_clips(matters: Sequence[ClipMatter], plates: Sequence[Union[Plate, Pre
             results[index] = matte
             continue
         try:
-            results[index] = matters[index]._result(ready[index], frames[index], matte.fgr, matte.pha, True,
+            results[index] = matters[index]._result(ready[index], frames[index], matte.fgr, matte.pha,
                                                     foregrounds[index], matte.batch)
         except Exception as error:  # noqa: BLE001
             results[index] = error

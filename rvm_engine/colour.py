@@ -99,7 +99,7 @@ class PlateColour:
         holds NaN. Raises FrameInputError for a wrong shape, ColourError if OCIO fails.
         """
         safe, bad = make_finite(_check_rgb(rgb, "plate"))
-        out = safe if self.identity else self._convert(safe, inverse=False)
+        out = safe if self.identity else self.convert(safe, inverse=False)
         # fmax before fmin: NaN -> 0, +Inf -> 1, -Inf -> 0, all else clamped to 0..1.
         return np.fmin(np.fmax(out, 0.0), 1.0).astype(np.float32, copy=False), bad
 
@@ -141,7 +141,7 @@ class PlateColour:
                 fgr = np.minimum(fgr, DISPLAY_INVERSE_CAP)
                 model = np.minimum(model, DISPLAY_INVERSE_CAP)
             # One OCIO call for both: half the per-call overhead.
-            both = self._convert(np.concatenate([fgr, model], axis=0), inverse=True)
+            both = self.convert(np.concatenate([fgr, model], axis=0), inverse=True)
             lin_fgr, lin_model = both[: fgr.shape[0]], both[fgr.shape[0] :]
         correction = lin_fgr - lin_model
         if not self.identity:
@@ -152,8 +152,11 @@ class PlateColour:
         result[region] += correction
         return result
 
-    def _convert(self, rgb: np.ndarray, *, inverse: bool) -> np.ndarray:
-        buf = oiio.ImageBuf(np.ascontiguousarray(rgb, dtype=np.float32))
+    def convert(self, rgb: np.ndarray, *, inverse: bool) -> np.ndarray:
+        """One OCIO call, nothing else: float ``[H, W, 3]`` plate -> model (or model -> plate with
+        ``inverse``), no clamp, no NaN handling. ``colour_torch`` bakes and checks its LUTs with it.
+        Raises ColourError if OCIO fails."""
+        buf = _image_buf(rgb)
         if self.display is None or self.view is None:
             src, dst = (self.model_space, self.colour_space) if inverse else (self.colour_space, self.model_space)
             out = oiio.ImageBufAlgo.colorconvert(buf, src, dst, unpremult=False, colorconfig=self.config)
@@ -173,6 +176,15 @@ class PlateColour:
         if out.has_error:
             raise ColourError(f"OCIO could not convert {self!r}: {out.geterror().strip()}")
         return np.asarray(out.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(rgb.shape)
+
+
+def _image_buf(rgb: np.ndarray) -> Any:
+    """An ImageBuf holding a copy of float ``[H, W, 3]`` ``rgb``. ``ImageBuf(array)`` copies with
+    Python's lock held (25 ms a 1080p frame, every other thread stopped); ``set_pixels`` lets it go."""
+    height, width = rgb.shape[:2]
+    buf = oiio.ImageBuf(oiio.ImageSpec(width, height, 3, oiio.FLOAT))
+    buf.set_pixels(oiio.ROI(0, width, 0, height, 0, 1, 0, 3), np.ascontiguousarray(rgb, dtype=np.float32))
+    return buf
 
 
 def make_finite(rgb: np.ndarray) -> tuple[np.ndarray, int]:

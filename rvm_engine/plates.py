@@ -122,7 +122,8 @@ def read_plate(path: str | os.PathLike[str], *, layer: str | None = None) -> Pla
                 "probably truncated or corrupt; re-render or re-copy it."
             )
         data = np.asarray(data, dtype=np.float32).reshape(spec.height, spec.width, hi - lo)
-        rgb = data[..., [i - lo for i in indices]]
+        # Plain R, G, B in file order (most plates) need no reordering copy.
+        rgb = data if indices == list(range(lo, hi)) else data[..., [i - lo for i in indices]]
         format_name = inp.format_name()
     finally:
         inp.close()

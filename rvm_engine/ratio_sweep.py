@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import fileseq
 import numpy as np
 
-from .clip import ClipSettings, prepare_plate
+from .clip import ClipSettings, colour_for_plate
 from .errors import FrameInputError
 from .matte_metrics import busiest_edge_box, dtssd, mean_alpha_difference
 from .model import MattingNetwork
@@ -167,7 +167,8 @@ def sweep_ratios(source: str, frames: Union[str, Sequence[int]], ratios: Sequenc
 
 
 def _model_rgb(settings: ClipSettings, path: str) -> np.ndarray:
-    return prepare_plate(settings, read_plate(path, layer=settings.layer)).model_rgb
+    plate = read_plate(path, layer=settings.layer)
+    return colour_for_plate(settings, plate).to_model(plate.pixels)[0]  # numpy: the sweep runs its own sessions
 
 
 def _check_stretch(frames: Union[str, Sequence[int]]) -> None:

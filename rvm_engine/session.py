@@ -226,15 +226,30 @@ class Matte(NamedTuple):
     """One session's frame from ``run_sessions``: as ``run`` gives it, and how many sessions' frames
     ran in its network call (1: alone)."""
 
-    fgr: np.ndarray
-    pha: np.ndarray
+    fgr: Any  # numpy [H,W,3], or a tensor [3,H,W] on the device for a tensor frame
+    pha: Any  # numpy [H,W], or a tensor [H,W] on the device
     batch: int = 1
 
 
-def run_sessions(sessions: Sequence[MattingSession], frames: Sequence[np.ndarray],
+def _frame_size(frame: Any) -> Optional[tuple[int, int]]:
+    """(height, width) of a numpy ``[H,W,3]`` or tensor ``[3,H,W]`` frame; None for another shape."""
+    if isinstance(frame, Tensor):
+        return (int(frame.shape[1]), int(frame.shape[2])) if frame.ndim == 3 and frame.shape[0] == 3 else None
+    return (int(frame.shape[0]), int(frame.shape[1])) if frame.ndim == 3 and frame.shape[2] == 3 else None
+
+
+def _run_alone(session: MattingSession, frame: Any, number: Optional[int]) -> Matte:
+    if isinstance(frame, Tensor):
+        fgr, pha = session.run_tensor(frame[None, None], number)
+        return Matte(fgr[0, 0], pha[0, 0, 0])
+    return Matte(*session.run(frame, number))
+
+
+def run_sessions(sessions: Sequence[MattingSession], frames: Sequence[Any],
                  numbers: Sequence[Optional[int]]) -> list[Union[Matte, Exception]]:
     """Matte the next frame of each session: ``frames[i]``, float32 ``[H,W,3]`` in the model's sRGB,
-    as clip frame ``numbers[i]``. Sessions with one ``batch_key`` run as one batch: frames stacked
+    as clip frame ``numbers[i]`` (or a tensor ``[3,H,W]`` already on the session's device, made by
+    torch colour: its outputs stay there as tensors). Sessions with one ``batch_key`` run as one batch: frames stacked
     on the batch axis, the four recurrent states concatenated, outputs and new states split back
     (each session's own copy). Returns a ``Matte`` per session (``fgr [H,W,3]`` and ``pha [H,W]`` as
     ``run`` gives them, and the batch size), or the exception its frame raised: when a batch fails,
@@ -249,7 +264,8 @@ def run_sessions(sessions: Sequence[MattingSession], frames: Sequence[np.ndarray
     results: dict[int, Union[Matte, Exception]] = {}
     groups: dict[Hashable, list[int]] = {}
     for index, (session, frame) in enumerate(zip(sessions, frames)):
-        key = session.batch_key(*frame.shape[:2]) if frame.ndim == 3 else None
+        size = _frame_size(frame)
+        key = None if size is None else session.batch_key(*size)
         groups.setdefault(("alone", index) if key is None else key, []).append(index)
     for members in groups.values():
         if len(members) > 1:
@@ -264,23 +280,33 @@ def run_sessions(sessions: Sequence[MattingSession], frames: Sequence[np.ndarray
                 continue
         for index in members:
             try:
-                results[index] = Matte(*sessions[index].run(frames[index], numbers[index]))
+                results[index] = _run_alone(sessions[index], frames[index], numbers[index])
             except Exception as error:  # noqa: BLE001 - handed back as this session's result
                 results[index] = error
     return [results[index] for index in range(len(sessions))]
 
 
-def _run_together(sessions: list[MattingSession], frames: list[np.ndarray],
+def _run_together(sessions: list[MattingSession], frames: list[Any],
                   numbers: list[Optional[int]]) -> list[Matte]:
     """One network call for sessions of one ``batch_key``; the states change only if it succeeds."""
     lead = sessions[0]
-    height, width = frames[0].shape[:2]
+    on_device = all(isinstance(frame, Tensor) for frame in frames)
+    if not on_device and any(isinstance(frame, Tensor) for frame in frames):
+        raise FrameInputError("a batch mixes frames on the device with frames in host memory")
+    size = _frame_size(frames[0])
+    assert size is not None  # run_sessions batches only frames with a size
+    height, width = size
     for session in sessions:
         ratio = session._prepare(height, width)
-    batch = np.stack(frames).astype(np.float32, copy=False)  # [B,H,W,3]
+    if on_device and lead.backend != "torch":  # a runtime beside torch colour takes host frames
+        frames = [frame.permute(1, 2, 0).float().cpu().numpy() for frame in frames]
+    batch = None if on_device else np.stack(frames).astype(np.float32, copy=False)  # [B,H,W,3]
     cold = [session._rec[0] is None for session in sessions]
     if lead.backend == "torch":
-        src = torch.from_numpy(batch).to(lead.device).permute(0, 3, 1, 2).contiguous()[:, None]  # [B,1,3,H,W]
+        if batch is None:
+            src = torch.stack(frames).to(lead.device, torch.float32)[:, None]  # [B,1,3,H,W]
+        else:
+            src = torch.from_numpy(batch).to(lead.device).permute(0, 3, 1, 2).contiguous()[:, None]
         warm = next((s._rec for s, c in zip(sessions, cold) if not c), None)
         rec: list[Any] = [None] * 4 if warm is None else [
             torch.cat([torch.zeros_like(warm[k]) if c else s._rec[k] for s, c in zip(sessions, cold)])
@@ -294,10 +320,15 @@ def _run_together(sessions: list[MattingSession], frames: list[np.ndarray],
             reduced = lead.dtype != torch.float32
             with torch.inference_mode(), torch.autocast(lead.device.type, dtype=lead.dtype, enabled=reduced):
                 fgr, pha, *rec = lead.model(src, *rec, downsample_ratio=ratio)
-        fgrs = fgr[:, 0].permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
-        phas = pha[:, 0, 0].float().contiguous().cpu().numpy()
         states = [[r[i:i + 1].clone() for r in rec] for i in range(len(sessions))]
+        if batch is None:  # tensors in, tensors out, on the device
+            outputs = [(fgr[i, 0].clone(), pha[i, 0, 0].clone()) for i in range(len(sessions))]
+        else:
+            fgrs = fgr[:, 0].permute(0, 2, 3, 1).float().contiguous().cpu().numpy()
+            phas = pha[:, 0, 0].float().contiguous().cpu().numpy()
+            outputs = [(fgrs[i].copy(), phas[i].copy()) for i in range(len(sessions))]
     else:
+        assert batch is not None  # frames on the device were brought to the host above
         nchw = batch.transpose(0, 3, 1, 2)
         check_source(torch.from_numpy(nchw), ratio, clamp=False)
         nchw = np.clip(nchw, 0.0, 1.0, out=np.empty(nchw.shape, np.float32))
@@ -308,7 +339,10 @@ def _run_together(sessions: list[MattingSession], frames: list[np.ndarray],
         fgrs = np.ascontiguousarray(fgr_nchw.transpose(0, 2, 3, 1))
         phas = np.ascontiguousarray(pha_nchw[:, 0])
         states = [[r[i:i + 1].copy() for r in rec_out] for i in range(len(sessions))]
+        outputs = [(fgrs[i].copy(), phas[i].copy()) for i in range(len(sessions))]
+        if on_device:  # tensor frames get tensors back, as run_tensor gives them
+            outputs = [(torch.from_numpy(f).permute(2, 0, 1), torch.from_numpy(p)) for f, p in outputs]
     for session, state, number in zip(sessions, states, numbers):
         session._rec, session.frame = state, number
         session.frames_run += 1
-    return [Matte(fgrs[i].copy(), phas[i].copy(), len(sessions)) for i in range(len(sessions))]
+    return [Matte(fgr_i, pha_i, len(sessions)) for fgr_i, pha_i in outputs]

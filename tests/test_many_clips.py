@@ -126,3 +126,25 @@ def test_clip_matters_batched_make_the_results_matte_makes(rvm_model, footage, t
         assert result.frame == 1001 and result.batch == 2 and result.foreground is not None
         assert np.abs(result.alpha - reference.alpha).max() <= TORCH_BOUND
         assert np.abs(result.foreground - reference.foreground).max() <= 1e-4
+
+
+def test_clips_whose_colour_runs_in_torch_batch_and_make_the_results_matte_makes(rvm_model, footage, tmp_path):
+    """Plates prepared through torch colour (the CUDA road, forced here on the CPU) are tensors
+    on the device: they batch as they are and their foregrounds go back through torch."""
+    from rvm_engine.plates import Plate
+
+    settings = [ClipSettings(alpha=str(tmp_path / f"c{n}" / "a.####.exr"), foreground=str(tmp_path / f"c{n}" / "f.####.exr"),
+                             downsample_ratio=RATIO, backend="torch", colour_space="Linear Rec.709 (sRGB)",
+                             colour_on="torch") for n in range(2)]
+    # Scene-linear plates with highlights above 1.0.
+    plates = [Plate(np.ascontiguousarray(clip[0] ** 2.2 * 4.0), ["R", "G", "B"], (0, 0, WIDTH, HEIGHT))
+              for clip in footage[:2]]
+    matters = [ClipMatter(s, rvm_model) for s in settings]
+    assert all(isinstance(matter.prepare(plate).model_rgb, torch.Tensor) for matter, plate in zip(matters, plates))
+    alone = [ClipMatter(s, rvm_model).matte(p, 1001) for s, p in zip(settings, plates)]
+    results = matte_clips(matters, plates, [1001, 1001], [None, None])
+    for result, reference in zip(results, alone):
+        assert not isinstance(result, Exception), result
+        assert result.batch == 2 and isinstance(result.alpha, np.ndarray)
+        assert np.abs(result.alpha - reference.alpha).max() <= TORCH_BOUND
+        assert np.abs(result.foreground - reference.foreground).max() <= 1e-4
