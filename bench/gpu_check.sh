@@ -17,9 +17,9 @@ step() {  # step NAME SECONDS COMMAND...: one measurement, cut off at its share 
     echo "== $name: $*" | tee -a "$out/$name.txt"
     timeout "$limit" "$@" 2>&1 | tee -a "$out/$name.txt"
 }
-step cuda_tests 120 python3 -m pytest -q -p no:cacheprovider tests/test_cuda_step.py tests/test_session.py
+step cuda_tests 120 python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_cuda_step.py tests/test_session.py \
+    tests/test_colour_torch.py tests/test_many_clips.py
 step item1_model 150 python3 bench/bench_gpu_model.py --frames 200
-for script in bench_stages bench_batch; do  # items 2 and 4, where their benchmarks exist
-    [ -f "bench/$script.py" ] && step "$script" 100 python3 "bench/$script.py" --device cuda
-done
+step item2_stages 110 python3 bench/bench_stages.py --device cuda --frames 48
+step item4_batch 100 python3 bench/bench_batch.py --device cuda
 step bridge 60 python3 bench/bench_bridge.py --device cuda
