@@ -32,6 +32,7 @@ from .client.protocol import Limits, Request
 from .clips import Clip, ClipRegistry, Output
 from .frame_order import Pending, Plan
 from .roots import PlateRoots
+from .shared_segments import SharedSegments
 
 log = logging.getLogger("rvm_bridge.server")
 Deliver = Callable[..., None]
@@ -80,8 +81,9 @@ class FramePipeline:
 
     def __init__(self, *, engine: Any, registry: ClipRegistry, roots: PlateRoots, lock: threading.Condition,
                  deliver: Deliver, workers: int = 2, readers: int = 2, writers: int = 2, max_queued: int = 64,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = Limits(), shared: Optional[SharedSegments] = None) -> None:
         self.engine = engine
+        self.shared = shared if shared is not None else SharedSegments(0)
         self.limits = limits
         self.registry = registry
         self.roots = roots
@@ -161,6 +163,12 @@ class FramePipeline:
     def _prepare(self, clip: Clip, entry: Pending, request: Request) -> None:
         started = time.monotonic()
         try:
+            shared_s = None
+            if request.shared is not None:
+                # One copy out of the client's segment, first: what the frame is fingerprinted and
+                # matted from cannot change under it.
+                request.buffers = [self.shared.copy_out(request.buffers[0])]
+                shared_s = time.monotonic() - started
             path, fingerprint = self._locate(clip, request)
             with self.lock:
                 self._note_upstream(clip, entry.frame, fingerprint)
@@ -177,6 +185,9 @@ class FramePipeline:
             with self.lock:
                 entry.source = Source(plate, fingerprint, time.monotonic() - started)
                 entry.prepared = True
+                if shared_s is not None:
+                    for ticket in entry.tickets:
+                        ticket.timings["shared_in"] = shared_s
                 entry.nbytes = self.engine.plate_nbytes(plate)
                 for ticket in entry.tickets:
                     ticket.request.buffers = []  # the plate holds the pixels now
@@ -435,12 +446,25 @@ class FramePipeline:
 
     def _reply(self, clip: Clip, frame: int, ticket: Ticket, made: Dict[str, Any], output: Output) -> None:
         timings = {key: round(value, 6) for key, value in ticket.timings.items()}
+        region = ticket.request.shared_outputs
+        buffers = [data for _, _, _, data in output.images]
+        if region is not None and output.images:
+            # Into the client's segment, here on a stage thread, not on the socket's.
+            started = time.monotonic()
+            try:
+                inline = self.shared.write(region, output.images)
+            except BridgeError as error:
+                self._answer_error(ticket.request.id, error.code, error.message)
+                return
+            timings["shared_out"] = round(time.monotonic() - started, 6)
+            buffers = []
+        else:
+            inline = {name: {"buffer": index, "shape": shape, "dtype": dtype}
+                      for index, (name, shape, dtype, _) in enumerate(output.images)}
         timings["server_total"] = round(time.monotonic() - ticket.arrived, 6)
-        inline = {name: {"buffer": index, "shape": shape, "dtype": dtype}
-                  for index, (name, shape, dtype, _) in enumerate(output.images)}
         header = {"clip": clip.id, "frame": frame, "made": made, "plates": dict(output.plates),
                   "kept": list(output.kept), "inline": inline, "timings": timings}
-        self.deliver(ticket.request.id, header, [data for _, _, _, data in output.images], output)
+        self.deliver(ticket.request.id, header, buffers, output)
 
     def _fail(self, tickets: List[Ticket], error: BaseException) -> None:
         code, message = self.engine.error_code(error)
