@@ -600,7 +600,7 @@ class Clip:
                     self.open()
                 elif error.code == "unknown_segment" and not reattached and slots is not None:
                     reattached = True
-                    slots.forget()
+                    slots.close()  # lent again on the next try
                 else:
                     raise
                 remaining = remaining[answered:]
