@@ -18,6 +18,7 @@ import pytest
 
 from bridge_server.client import BridgeClient, InlineFrame
 from bridge_server.client.errors import BadBuffer, BridgeTimeout, SharedMemoryRefused, UnknownSegment
+from bridge_server.commands.status import format_status
 
 from .test_server_support import FIRST, SIZE, has_a_person, same_plate, shot_frames, start_bridge, to_linear
 
@@ -126,6 +127,7 @@ def test_a_client_killed_mid_run_leaves_nothing_behind_and_the_bridge_lets_its_s
         assert doomed.stdout.readline().startswith("lent"), "the client never sent a frame through shared memory"
         with BridgeClient(bridge.address, timeout=10) as watcher:
             assert len(segments_of(watcher, doomed.pid)) == 1
+            assert f"process {doomed.pid}" in format_status(bridge.address, watcher.status())  # rvm-bridge status
             dropped = watcher.status()["shared_memory"]["dropped"]
             doomed.send_signal(signal.SIGKILL)  # mid-run: frames in flight, nothing cleaned up
             deadline = time.monotonic() + 5
@@ -260,7 +262,7 @@ def test_a_hostile_clients_segments_and_regions_are_refused_by_name_and_the_brid
                 return hostile.call("frame", {"clip": "hostile", "frame": FIRST, "source": {"shared": source},
                                               "shared_outputs": outputs})[0]
 
-            for story, asked, error in [
+            for _story, asked, error in [
                     ("source past the end", dict(source=dict(source, offset=4096 + 65536 - 100)), BadBuffer),
                     ("outputs past the end", dict(outputs=dict(outputs, bytes=65536)), BadBuffer),
                     ("overlapping regions", dict(outputs=dict(outputs, offset=4096 + 64)), BadBuffer),
