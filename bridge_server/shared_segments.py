@@ -5,7 +5,8 @@ token at its start and asks ``attach_shared`` with its pid and fd. The bridge op
 memory through ``/proc/PID/fd/FD`` and maps it only when it is a memfd (nothing else has a
 ``/memfd:`` link there), sealed so it can never shrink under the mapping (touching a mapping
 past a shrunk file's end is SIGBUS, which no ``except`` catches), of the size the client says,
-within the bridge's limit, and holding the token: a bridge in another container or on another
+within the bridge's limit, of ordinary pages (a huge-page memfd can fail a fault with SIGBUS
+too), and holding the token: a bridge in another container or on another
 host reads another process's fd, or none, and refuses. Nothing has a name, so nothing can leak:
 the memory goes when the last process holding it lets go. The bridge lets go on
 ``detach_shared`` and when the owner's process is gone (checked about every second, by its
@@ -259,6 +260,9 @@ def _map_memfd(asked: SharedAttach) -> mmap.mmap:
     except OSError as error:
         raise SharedMemoryRefused(f"cannot open {where}: {error.strerror}") from None
     try:
+        if os.fstat(handle).st_blksize != mmap.PAGESIZE:
+            # MFD_HUGETLB: a fault finding no free huge page is SIGBUS, as fatal as a shrink.
+            raise SharedMemoryRefused(f"{where} is a huge-page memfd; shared memory takes only ordinary pages")
         try:
             seals = fcntl.fcntl(handle, _GET_SEALS)
         except OSError:

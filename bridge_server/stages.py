@@ -263,7 +263,11 @@ class FramePipeline:
         made = dict(output.made, how="cache", made_as=output.made["how"], preroll_frames=0, exact=output.exact,
                     head="")
         for ticket in entry.tickets:
-            self._reply(clip, entry.frame, ticket, made, output)
+            if ticket.request.shared_outputs is not None and output.images:
+                # A copy into shared memory is not made holding the lock: the writers make it.
+                self.writers.submit(self._reply, clip, entry.frame, ticket, made, output, list(output.images))
+            else:
+                self._reply(clip, entry.frame, ticket, made, output)
         return True
 
     @staticmethod
@@ -444,15 +448,18 @@ class FramePipeline:
             ticket.timings.setdefault("write", write_s)
             self._reply(clip, frame, ticket, output.made, output)
 
-    def _reply(self, clip: Clip, frame: int, ticket: Ticket, made: Dict[str, Any], output: Output) -> None:
+    def _reply(self, clip: Clip, frame: int, ticket: Ticket, made: Dict[str, Any], output: Output,
+               images: Optional[List[Any]] = None) -> None:
+        """Answer ``ticket`` with ``output`` (``images``: its inline outputs, when taken earlier)."""
+        images = output.images if images is None else images
         timings = {key: round(value, 6) for key, value in ticket.timings.items()}
         region = ticket.request.shared_outputs
-        buffers = [data for _, _, _, data in output.images]
-        if region is not None and output.images:
+        buffers = [data for _, _, _, data in images]
+        if region is not None and images:
             # Into the client's segment, here on a stage thread, not on the socket's.
             started = time.monotonic()
             try:
-                inline = self.shared.write(region, output.images)
+                inline = self.shared.write(region, images)
             except BridgeError as error:
                 self._answer_error(ticket.request.id, error.code, error.message)
                 return
@@ -460,7 +467,7 @@ class FramePipeline:
             buffers = []
         else:
             inline = {name: {"buffer": index, "shape": shape, "dtype": dtype}
-                      for index, (name, shape, dtype, _) in enumerate(output.images)}
+                      for index, (name, shape, dtype, _) in enumerate(images)}
         timings["server_total"] = round(time.monotonic() - ticket.arrived, 6)
         header = {"clip": clip.id, "frame": frame, "made": made, "plates": dict(output.plates),
                   "kept": list(output.kept), "inline": inline, "timings": timings}

@@ -70,6 +70,8 @@ def test_a_stream_clip_through_shared_memory_makes_the_zeromq_paths_plates_and_o
             clip = client.open_clip(f"stream-{shared}", first_frame=FIRST, inline_outputs=True, inline_dtype="float32",
                                     outputs={"alpha": alpha})
             made[shared] = (alpha, list(clip.frames(frames(), window=3)))
+            again = clip.frame(FIRST + 2, image=frames()[2][2])  # scrubbing back: served from the cache
+            assert again.how == "cache" and again.images["alpha"].data == made[shared][1][2].images["alpha"].data
             lent = segments_of(client, os.getpid())
             assert bool(lent) is shared and client.shared_memory_note == ("" if shared else
                                                                           "shared memory is off for this client")
@@ -244,6 +246,13 @@ def test_a_hostile_clients_segments_and_regions_are_refused_by_name_and_the_brid
             "another process's memfd": (dict(fd=theirs, pid=other.pid), "token"),
             "over the bridge's limit": (dict(fd=keep(memfd(LIMIT + 4096)), nbytes=LIMIT + 4096), "limit"),
         }
+        try:  # its faults can SIGBUS when no huge page is free; its token is never written, nor read
+            huge = os.memfd_create("huge", os.MFD_HUGETLB | os.MFD_ALLOW_SEALING)
+            os.ftruncate(huge, 2 << 20)
+            fcntl.fcntl(huge, fcntl.F_ADD_SEALS, SEALS)
+            refused["a huge-page memfd"] = (dict(fd=keep(huge), nbytes=2 << 20), "huge-page")
+        except OSError:
+            pass  # no hugetlbfs here
         with BridgeClient(bridge.address, timeout=30, shared_memory=False) as hostile:
             for story, (asked, phrase) in refused.items():
                 with pytest.raises(SharedMemoryRefused) as caught:
