@@ -618,7 +618,9 @@ class Clip:
         if image is None:
             return None
         pixels, outputs = frame_room((image.height, image.width, image.channels), image.dtype, self._inline_settings())
-        return self.client.shared_slots(pixels, outputs, max(1, window) + 1)
+        # Twice the window: the write stage may answer frames out of order, and a reply waiting
+        # for an earlier one to be yielded still holds its slot. Past that a frame goes by ZeroMQ.
+        return self.client.shared_slots(pixels, outputs, 2 * max(1, window))
 
     def _lent(self, requests: List[Outgoing], items: List[FrameRequest], slots: Optional[SharedFrames],
               sent: Dict[str, float], leased: Dict[str, Slot]) -> Iterator[Outgoing]:

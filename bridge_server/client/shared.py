@@ -186,7 +186,7 @@ class SharedFrames:
                 self._retire(segment)
 
     def forget(self) -> None:
-        """The bridge no longer holds this client's segments (it restarted): let them go here."""
+        """Let every segment go here, without a word to the bridge."""
         for segment in self.segments + self.retired:
             segment.close()
         self.segments, self.retired = [], []
@@ -200,12 +200,14 @@ class SharedFrames:
         self.forget()
 
     def detach_retired(self) -> None:
+        """Tell the bridge to let retired segments go (it also does when this process ends)."""
         retired, self.retired = self.retired, []
         for segment in retired:
             try:
                 self.call("detach_shared", {"segment": segment.id, "token": segment.token}, timeout=2.0, retries=0)
-            except BridgeError:
-                pass  # gone already, or the bridge is: either way it lets go when this process ends
+            except BridgeError as error:
+                if error.code == "timeout":
+                    return  # the bridge is gone: waiting on it again for each segment helps nobody
 
     def _retire(self, segment: Segment) -> None:
         self.segments.remove(segment)
