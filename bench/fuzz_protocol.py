@@ -52,6 +52,7 @@ SETTINGS = {
     "inline_dtype": "float16",
 }
 INLINE = {"buffer": 0, "shape": [16, 16, 3], "dtype": "float16"}
+SHARED = {"segment": "0123456789abcdef", "offset": 4096, "shape": [16, 16, 3], "dtype": "float16"}
 BASES: List[Tuple[Dict[str, Any], List[bytes]]] = [
     (request_header("hello", "h-1", client="fuzz"), []),
     (request_header("describe_models", "d-1"), []),
@@ -70,13 +71,19 @@ BASES: List[Tuple[Dict[str, Any], List[bytes]]] = [
                     resume_limit=10), []),
     (request_header("plan_render", "p-2", source=f"{SHOW}/plate.####.exr", frames=[1001, 1003], shot_start=None),
      []),
+    (request_header("frame", "f-4", clip="sh010", frame=1004, source={"shared": SHARED},
+                    shared_outputs={"segment": SHARED["segment"], "offset": 8192, "bytes": 4096}), []),
+    # This process's stdin: not a memfd, so a live bridge refuses it (shared_memory_refused).
+    (request_header("attach_shared", "a-1", pid=os.getpid(), fd=0, bytes=8192, token="0f" * 16), []),
+    (request_header("detach_shared", "x-1", segment=SHARED["segment"], token="0f" * 16), []),
     (request_header("try_ratios", "t-1", source=f"{SHOW}/plate.####.exr", frames="1001-1003", ratios=[0.25, 0.5],
                     preroll=1, sheet=f"{SHOW}/ratios.png", settings={"variant": "mobilenetv3", "framing": "full-body"}),
      []),
 ]
 FIELD_NAMES = sorted({"protocol", "op", "id", "client", "clip", "settings", "frame", "strict", "refresh", "write",
                       "source", "path", "inline", "buffer", "shape", "dtype", "frames", "outputs", "resume",
-                      "shot_start", "preroll", "resume_limit", "ratios", "sheet", *SETTINGS})
+                      "shot_start", "preroll", "resume_limit", "ratios", "sheet", "shared", "shared_outputs",
+                      "segment", "offset", "bytes", "pid", "fd", "token", *SETTINGS})
 ODD = [None, True, False, 0, -1, 1, 2, 3, 4, 64, 65, 1.5, 0.5, 1e308, 10 ** 30, -10 ** 30, 10 ** 9, 10 ** 9 + 1,
        float("inf"), float("-inf"), float("nan"), "", "x" * 5000, "\0", "/p\0.exr", "/p\ud800.exr", "\udcff",
        "float16", "float32", "uint8", "alpha", "foreground", "rgba", "Alpha", "frame", "plan_render", "sh010",

@@ -53,6 +53,7 @@ from .clips import Clip, ClipRegistry, ModelCache, Output
 from .curve import HandshakeWatch, secure_server
 from .frame_order import ClipOrder
 from .roots import PlateRoots
+from .shared_segments import SharedSegments
 from .stages import FramePipeline
 
 log = logging.getLogger("rvm_bridge.server")
@@ -91,6 +92,7 @@ class ServerConfig:
     path_map: PathMap = field(default_factory=PathMap)
     remembered_replies: int = 4096
     ready_file: Optional[str] = None
+    shared_memory: int = 4 * 1024 ** 3  # bytes of clients' segments mapped at most; 0: none offered
 
     def batch_size(self) -> int:
         """The most clips' frames one network call runs: ``batch_max``, else by device."""
@@ -114,6 +116,8 @@ class ServerConfig:
             raise BadParameter(f"batch-max {self.batch_max} must be at least 1 (1: each frame alone)")
         if self.threads is not None and self.threads < 1:
             raise BadParameter(f"threads {self.threads} must be at least 1")
+        if self.shared_memory < 0:
+            raise BadParameter(f"shared-memory {self.shared_memory} must be 0 (none) or more bytes")
         if self.limits.max_image_side < 1:
             raise BadParameter(f"max-image-side {self.limits.max_image_side} must be at least 1")
 
@@ -181,6 +185,9 @@ class BridgeServer:
                 raise BadParameter(f"cannot listen on {config.address}: {error.strerror}{busy}") from None
             raise
         self.endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)
+        # Only clients on this host can lend memory; a bridge others reach by tcp still offers it
+        # to those on loopback, and the token check refuses the rest.
+        self.shared = SharedSegments(config.shared_memory)
         self.control = ThreadPoolExecutor(2, thread_name_prefix="rvm-open")
         # try_ratios runs for minutes on real plates: its own thread, one at a time, so it never
         # holds up opening clips or planning renders, and a flood of them is answered busy.
@@ -188,7 +195,7 @@ class BridgeServer:
         self.pipeline = FramePipeline(engine=engine, registry=self.registry, roots=self.roots, lock=self.lock,
                                       deliver=self.deliver, workers=config.workers, readers=config.readers,
                                       writers=config.writers, max_queued=config.max_queued_per_clip,
-                                      limits=config.limits, batch_max=config.batch_size())
+                                      limits=config.limits, batch_max=config.batch_size(), shared=self.shared)
 
     # -- life --------------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -223,6 +230,7 @@ class BridgeServer:
                 self.handshakes.drain()
                 self._drain_wake()
                 self.flush()
+                self.shared.sweep()
         finally:
             self.shutdown()
 
@@ -237,6 +245,7 @@ class BridgeServer:
         self.control.shutdown(wait=True)
         self.sweeps.shutdown(wait=True)
         self.flush()
+        self.shared.close_all()
         self.handshakes.close()
         self.router.close(linger=1000)
         if self.authenticator is not None:
@@ -320,7 +329,11 @@ class BridgeServer:
         elif request.op == "frame":
             with self.lock:
                 try:
-                    self.pipeline.submit(self.registry.get(request.clip), request)
+                    clip = self.registry.get(request.clip)
+                    if request.shared is not None or request.shared_outputs is not None:
+                        self.shared.bind(request, clip.settings["inline_dtype"] if clip.settings["inline_outputs"]
+                                         else None)
+                    self.pipeline.submit(clip, request)
                 except BridgeError as error:
                     self.deliver(request.id, {"error": {"code": error.code, "message": error.message}}, [])
         elif request.op == "try_ratios":
@@ -334,7 +347,8 @@ class BridgeServer:
             self.control.submit(self._guarded, operation, request)
         else:
             self._guarded({"hello": self._hello, "describe_models": self._describe_models, "status": self._status,
-                           "close_clip": self._close_clip}[request.op], request)
+                           "close_clip": self._close_clip, "attach_shared": self._attach_shared,
+                           "detach_shared": self._detach_shared}[request.op], request)
 
     def _guarded(self, operation: Any, request: Request) -> None:
         try:
@@ -350,10 +364,10 @@ class BridgeServer:
         limits = self.config.limits
         return {"server": "rvm-bridge", "version": __version__, "device": self.config.device, "os": os.name,
                 "roots": list(self.roots.roots), "path_map": self.config.path_map.to_json(),
-                "preroll_limit": self.config.preroll_limit,
+                "preroll_limit": self.config.preroll_limit, "shared_memory": self.shared.offered,
                 "limits": {"max_header_bytes": limits.max_header_bytes, "max_buffer_bytes": limits.max_buffer_bytes,
                            "max_image_side": limits.max_image_side, "max_image_pixels": limits.max_image_pixels,
-                           "max_clips": self.config.max_clips}}
+                           "max_clips": self.config.max_clips, "max_shared_bytes": self.shared.limit}}
 
     def _describe_models(self, request: Request) -> Dict[str, Any]:
         loaded = {model["variant"] for model in self.models.describe()}
@@ -380,7 +394,15 @@ class BridgeServer:
                 "memory_budget": self.registry.memory_budget, "over_budget_bytes": over, "dropped": dropped,
                 "internal_errors": self.internal_errors, "refused_connections": self.handshakes.refused,
                 "batching": {"batch_max": self.pipeline.batch_max, "batches": batches, "batched_frames": batched,
-                             "mean_batch": round(batched / batches, 3) if batches else 0.0}}
+                             "mean_batch": round(batched / batches, 3) if batches else 0.0},
+                "shared_memory": self.shared.describe()}
+
+    def _attach_shared(self, request: Request) -> Dict[str, Any]:
+        assert request.attach is not None
+        return self.shared.attach(request.attach)
+
+    def _detach_shared(self, request: Request) -> Dict[str, Any]:
+        return self.shared.detach(request.segment, request.token)
 
     def _open_clip(self, request: Request) -> Dict[str, Any]:
         settings = self._server_paths(request.settings)
@@ -496,9 +518,11 @@ class BridgeServer:
 
     def _remember(self, request_id: str, header: Dict[str, Any], output: Optional[Output], signed: bytes) -> None:
         # Bounded in count; inline pixels belong to the clip's record and count in its budget.
-        if header.get("inline") and not (output is not None and output.images):
+        # Outputs written to the client's shared memory stay there: the header alone answers a retry.
+        buffered = bool(header.get("inline")) and not _in_shared_memory(header)
+        if buffered and not (output is not None and output.images):
             return  # its pixels are gone already: a retry makes the frame again
-        self.remembered[request_id] = (header, output if header.get("inline") else None, signed)
+        self.remembered[request_id] = (header, output if buffered else None, signed)
         while len(self.remembered) > self.config.remembered_replies:
             self.remembered.popitem(last=False)
 
@@ -507,6 +531,11 @@ class BridgeServer:
             self.router.send_multipart(list(route) + encode(header, buffers), copy=False)
         except zmq.ZMQError as error:  # the peer is gone or its queue is full: its loss alone
             log.warning("could not send a reply: %s", error)
+
+
+def _in_shared_memory(header: Dict[str, Any]) -> bool:
+    inline = header.get("inline")
+    return isinstance(inline, dict) and any(isinstance(spec, dict) and "segment" in spec for spec in inline.values())
 
 
 def signature(body: Sequence[Any]) -> bytes:
@@ -528,6 +557,8 @@ def describe_reply(job: InFlight, header: Dict[str, Any], elapsed: float) -> str
         words.append(f"clip={request.clip}")
     if request.op == "frame":
         words.append(f"frame={request.frame}")
+    if request.attach is not None:
+        words.append(f"pid={request.attach.pid} bytes={request.attach.nbytes}")
     if not header.get("ok"):
         error = header.get("error", {})
         words.append(f"error={error.get('code')} ({error.get('message')})")

@@ -36,6 +36,7 @@ from .client.protocol import Limits, Request
 from .clips import Clip, ClipRegistry, Output
 from .frame_order import Pending, Plan
 from .roots import PlateRoots
+from .shared_segments import SharedSegments
 
 log = logging.getLogger("rvm_bridge.server")
 Deliver = Callable[..., None]
@@ -98,8 +99,9 @@ class FramePipeline:
 
     def __init__(self, *, engine: Any, registry: ClipRegistry, roots: PlateRoots, lock: threading.Condition,
                  deliver: Deliver, workers: int = 2, readers: int = 2, writers: int = 2, max_queued: int = 64,
-                 limits: Limits = Limits(), batch_max: int = 1) -> None:
+                 limits: Limits = Limits(), batch_max: int = 1, shared: Optional[SharedSegments] = None) -> None:
         self.engine = engine
+        self.shared = shared if shared is not None else SharedSegments(0)
         self.limits = limits
         self.registry = registry
         self.roots = roots
@@ -182,6 +184,12 @@ class FramePipeline:
     def _prepare(self, clip: Clip, entry: Pending, request: Request) -> None:
         started = time.monotonic()
         try:
+            shared_s = None
+            if request.shared is not None:
+                # One copy out of the client's segment, first: what the frame is fingerprinted and
+                # matted from cannot change under it.
+                request.buffers = [self.shared.copy_out(request.buffers[0])]
+                shared_s = time.monotonic() - started
             path, fingerprint = self._locate(clip, request)
             with self.lock:
                 self._note_upstream(clip, entry.frame, fingerprint)
@@ -198,6 +206,9 @@ class FramePipeline:
             with self.lock:
                 entry.source = Source(plate, fingerprint, time.monotonic() - started)
                 entry.prepared = True
+                if shared_s is not None:
+                    for ticket in entry.tickets:
+                        ticket.timings["shared_in"] = shared_s
                 entry.nbytes = self.engine.plate_nbytes(plate)
                 for ticket in entry.tickets:
                     ticket.request.buffers = []  # the plate holds the pixels now
@@ -273,7 +284,11 @@ class FramePipeline:
         made = dict(output.made, how="cache", made_as=output.made["how"], preroll_frames=0, exact=output.exact,
                     head="")
         for ticket in entry.tickets:
-            self._reply(clip, entry.frame, ticket, made, output)
+            if ticket.request.shared_outputs is not None and output.images:
+                # A copy into shared memory is not made holding the lock: the writers make it.
+                self.writers.submit(self._reply, clip, entry.frame, ticket, made, output, list(output.images))
+            else:
+                self._reply(clip, entry.frame, ticket, made, output)
         return True
 
     @staticmethod
@@ -548,14 +563,30 @@ class FramePipeline:
             ticket.timings.setdefault("write", write_s)
             self._reply(clip, frame, ticket, output.made, output)
 
-    def _reply(self, clip: Clip, frame: int, ticket: Ticket, made: Dict[str, Any], output: Output) -> None:
+    def _reply(self, clip: Clip, frame: int, ticket: Ticket, made: Dict[str, Any], output: Output,
+               images: Optional[List[Any]] = None) -> None:
+        """Answer ``ticket`` with ``output`` (``images``: its inline outputs, when taken earlier)."""
+        images = output.images if images is None else images
         timings = {key: round(value, 6) for key, value in ticket.timings.items()}
+        region = ticket.request.shared_outputs
+        buffers = [data for _, _, _, data in images]
+        if region is not None and images:
+            # Into the client's segment, here on a stage thread, not on the socket's.
+            started = time.monotonic()
+            try:
+                inline = self.shared.write(region, images)
+            except BridgeError as error:
+                self._answer_error(ticket.request.id, error.code, error.message)
+                return
+            timings["shared_out"] = round(time.monotonic() - started, 6)
+            buffers = []
+        else:
+            inline = {name: {"buffer": index, "shape": shape, "dtype": dtype}
+                      for index, (name, shape, dtype, _) in enumerate(images)}
         timings["server_total"] = round(time.monotonic() - ticket.arrived, 6)
-        inline = {name: {"buffer": index, "shape": shape, "dtype": dtype}
-                  for index, (name, shape, dtype, _) in enumerate(output.images)}
         header = {"clip": clip.id, "frame": frame, "made": made, "plates": dict(output.plates),
                   "kept": list(output.kept), "inline": inline, "timings": timings}
-        self.deliver(ticket.request.id, header, [data for _, _, _, data in output.images], output)
+        self.deliver(ticket.request.id, header, buffers, output)
 
     def _fail(self, tickets: List[Ticket], error: BaseException) -> None:
         code, message = self.engine.error_code(error)

@@ -209,6 +209,60 @@ def test_an_inline_reply_whose_buffer_is_short_is_a_protocol_error():
         server.close()
 
 
+def older_or_refusing_bridge(attach_code):
+    """A scripted bridge that says it offers shared memory but answers attach_shared with
+    ``attach_code`` (an older bridge: unknown_op), and echoes inline frames' alpha back."""
+    def script(request, attempt):
+        if request["op"] == "hello":
+            yield ok(request, server="rvm-bridge", shared_memory=True, limits={"max_shared_bytes": 1 << 30}), []
+        elif request["op"] == "open_clip":
+            yield ok(request, clip=request["clip"], settings={"inline_outputs": True, "inline_dtype": "float32"}), []
+        elif request["op"] == "attach_shared":
+            yield error(request, attach_code, "not here"), []
+        else:
+            spec = {"buffer": 0, "shape": [1, 1, 1], "dtype": "float32"}
+            yield ok(request, clip="c", frame=request["frame"], made={"how": "sequence"}, inline={"alpha": spec},
+                     timings={"server_total": 0.001}), [b"\0\0\x80?"]
+    return ScriptedServer(script)
+
+
+@pytest.mark.skipif(not hasattr(os, "memfd_create"), reason="shared memory is Linux-only")
+@pytest.mark.parametrize("code", ["unknown_op", "shared_memory_refused"])
+def test_a_bridge_that_will_not_map_the_clients_memory_gets_its_frames_over_zeromq_and_the_log_says_why(code, caplog):
+    from bridge_server.client import InlineFrame
+
+    server = older_or_refusing_bridge(code)
+    try:
+        with BridgeClient(server.address, timeout=5) as client:
+            clip = client.open_clip("c", inline_outputs=True)
+            with caplog.at_level("INFO", logger="rvm_bridge.client"):
+                results = list(clip.frames([(n, None, InlineFrame(b"\0" * 12, 1, 1, 3)) for n in (1, 2, 3)]))
+            assert [r.images["alpha"].data for r in results] == [b"\0\0\x80?"] * 3
+            assert "not here" in client.shared_memory_note and "over ZeroMQ" in caplog.text
+            list(clip.frames([(4, None, InlineFrame(b"\0" * 12, 1, 1, 3))]))  # asks once, not per frame
+        frames = [request for request in server.seen if request["op"] == "frame"]
+        assert all("inline" in request["source"] for request in frames) and len(frames) == 4
+        assert [request["op"] for request in server.seen].count("attach_shared") == 1
+    finally:
+        server.close()
+
+
+def test_a_python_without_memfd_create_sends_inline_frames_over_zeromq_without_asking(monkeypatch):
+    # Python 3.7 hosts, macOS and Windows: os.memfd_create is missing.
+    from bridge_server.client import InlineFrame, shared
+
+    monkeypatch.setattr(shared, "_MEMFD_CREATE", None)
+    server = older_or_refusing_bridge("internal")
+    try:
+        with BridgeClient(server.address, timeout=5) as client:
+            clip = client.open_clip("c", inline_outputs=True)
+            assert clip.frame(1, image=InlineFrame(b"\0" * 12, 1, 1, 3)).images["alpha"].data == b"\0\0\x80?"
+            assert "Python 3.8+" in client.shared_memory_note
+        assert "attach_shared" not in [request["op"] for request in server.seen]
+    finally:
+        server.close()
+
+
 def test_paths_are_mapped_on_the_way_out_and_back_with_the_clients_own_rules_first():
     from bridge_server.client.pathmap import PathMap
 
@@ -278,6 +332,10 @@ import rvm_matte_client as bridge
 address, source, alpha = sys.argv[2:5]
 summary = bridge.render_through_bridge(address, source, "1001-1004", alpha=alpha)
 print("made", [(r.frame, r.how, r.exact) for r in summary.results])
+with bridge.BridgeClient(address) as client:  # an inline frame, through shared memory where it can
+    clip = client.open_clip(first_frame=1, inline_outputs=True)
+    result = clip.frame(1, image=bridge.InlineFrame(bytes(64 * 64 * 3 * 4), 64, 64, 3))
+    print("inline", sorted(result.images), "shared" if "shared_in" in result.timings else client.shared_memory_note)
 """
 
 
@@ -296,6 +354,8 @@ def test_the_client_folder_copied_into_a_host_renders_through_a_bridge_without_t
                               capture_output=True, text=True, timeout=180, cwd=str(tmp_path), env=env)
         assert done.returncode == 0, done.stdout + done.stderr
         assert "made [(1001, 'sequence', True)" in done.stdout
+        shared = "shared" if hasattr(os, "memfd_create") else "needs Linux"
+        assert f"inline ['alpha', 'foreground'] {shared}" in done.stdout, done.stdout
         reference = str(root / "reference")
         from .test_server_support import reference_render
 

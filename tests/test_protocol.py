@@ -12,6 +12,7 @@ import copy
 import json
 import os
 import random
+import re
 import struct
 import sys
 from collections import Counter
@@ -34,10 +35,14 @@ from bridge_server.client.errors import (
 )
 from bridge_server.client.parameters import CLIP_PARAMETERS, INLINE_DTYPES, OUTPUT_NAMES, TRY_RATIOS_SETTINGS
 from bridge_server.client.protocol import (
+    MAX_FD,
     MAX_FRAME_NUMBER,
+    MAX_PID,
     MAX_PREROLL,
+    MAX_SHARED_BYTES,
     OPS,
     PROTOCOL_VERSION,
+    SHARED_HEADER_BYTES,
     Limits,
     Request,
     decode_inline,
@@ -65,6 +70,10 @@ SETTINGS_GIVEN = {
 }
 INLINE = {"buffer": 0, "shape": [2, 3, 4], "dtype": "float16"}
 PIXELS = b"\0" * (2 * 3 * 4 * 2)
+SEGMENT = "0123456789abcdef"
+TOKEN = "0f" * 16
+SHARED = {"segment": SEGMENT, "offset": 4096, "shape": [2, 3, 4], "dtype": "float16"}
+SHARED_OUTPUTS = {"segment": SEGMENT, "offset": 8192, "bytes": 4096}
 
 # One valid request of every op (and every way of giving a frame), with its buffers.
 BASES: Dict[str, Tuple[Dict[str, Any], List[bytes]]] = {
@@ -84,6 +93,10 @@ BASES: Dict[str, Tuple[Dict[str, Any], List[bytes]]] = {
     "plan_render_list": (request_header("plan_render", "p-2", source="/shows/abc/plate.####.exr",
                                         frames=[1001, 1005, 1010], outputs={"rgba": "/shows/abc/rgba.####.exr"},
                                         shot_start=None), []),
+    "frame_shared": (request_header("frame", "f-4", clip="sh010", frame=1002, source={"shared": SHARED},
+                                    shared_outputs=SHARED_OUTPUTS), []),
+    "attach_shared": (request_header("attach_shared", "a-1", pid=4242, fd=7, bytes=4096 + 65536, token=TOKEN), []),
+    "detach_shared": (request_header("detach_shared", "x-1", segment=SEGMENT, token=TOKEN), []),
     "try_ratios": (request_header("try_ratios", "t-1", source="/shows/abc/plate.####.exr", frames="1013-1020",
                                   ratios=[0.25, 0.4], preroll=4, sheet="/shows/abc/ratios.png",
                                   settings={"variant": "resnet50", "framing": "full-body", "layer": "beauty"}), []),
@@ -136,6 +149,51 @@ def test_a_preroll_frame_writes_nothing_and_a_sequence_frame_needs_no_source():
     assert decode_request(message(header, buffers), SMALL).write == ()
     request = decode_request(message(BASES["frame_from_sequence"][0]), SMALL)
     assert (request.source_path, request.inline, request.frame) == (None, None, 1003)
+
+
+def test_a_frame_in_shared_memory_names_its_region_and_where_its_outputs_go():
+    request = decode_request(message(BASES["frame_shared"][0]), SMALL)
+    assert (request.shared.segment, request.shared.offset, request.shared.shape, request.shared.dtype) == \
+        (SEGMENT, 4096, (2, 3, 4), "float16")
+    assert request.shared.region.nbytes == 2 * 3 * 4 * 2 and request.inline is None and request.buffers == []
+    assert (request.shared_outputs.segment, request.shared_outputs.offset, request.shared_outputs.nbytes) == \
+        (SEGMENT, 8192, 4096)
+
+
+def test_a_frame_by_path_or_inline_may_still_ask_for_its_outputs_in_shared_memory():
+    header = dict(BASES["frame_inline"][0], shared_outputs=SHARED_OUTPUTS)
+    request = decode_request(message(header, [PIXELS]), SMALL)
+    assert request.inline is not None and request.shared_outputs.offset == 8192
+
+
+@pytest.mark.parametrize("outputs_offset, code", [(4096, "bad_buffer"), (4096 + 47, "bad_buffer"), (4096 + 48, None),
+                                                  (0, "bad_message"), (4095, "bad_message")])
+def test_a_frames_region_and_its_outputs_region_never_overlap_nor_reach_into_the_token_page(outputs_offset, code):
+    header = dict(BASES["frame_shared"][0], shared_outputs=dict(SHARED_OUTPUTS, offset=outputs_offset))
+    if code is None:
+        assert decode_request(message(header), SMALL).shared_outputs.offset == outputs_offset
+    else:
+        assert code_of(message(header)) == code
+    on_token = replaced(BASES["frame_shared"][0], ("source", "shared", "offset"), SHARED_HEADER_BYTES - 1)
+    assert code_of(message(on_token)) == "bad_message"
+
+
+def test_a_frame_in_shared_memory_takes_no_buffers_and_keeps_the_inline_limits():
+    assert code_of(message(BASES["frame_shared"][0], [PIXELS])) == "bad_buffer"
+    huge = replaced(BASES["frame_shared"][0], ("source", "shared", "shape"), [100000, 100000, 4])
+    assert code_of(message(huge)) == "too_large"
+    assert code_of(message(replaced(BASES["frame_shared"][0], ("source", "shared", "dtype"), "uint8"))) == "bad_dtype"
+
+
+def test_attach_shared_names_a_process_an_fd_a_size_and_a_hex_token():
+    asked = decode_request(message(BASES["attach_shared"][0]), SMALL).attach
+    assert (asked.pid, asked.fd, asked.nbytes, asked.token) == (4242, 7, 4096 + 65536, TOKEN)
+    for field, value in [("pid", 0), ("pid", MAX_PID + 1), ("fd", -1), ("fd", MAX_FD + 1), ("bytes", 4096),
+                         ("bytes", MAX_SHARED_BYTES + 1), ("token", TOKEN.upper()), ("token", TOKEN[:-2]),
+                         ("pid", True)]:
+        assert code_of(message(dict(BASES["attach_shared"][0], **{field: value}))) == "bad_message", (field, value)
+    detach = decode_request(message(BASES["detach_shared"][0]), SMALL)
+    assert (detach.segment, detach.token) == (SEGMENT, TOKEN)
 
 
 def test_the_artist_names_the_client_in_hello_or_leaves_it_out():
@@ -399,6 +457,18 @@ def well_formed(request: Request, limits: Limits = SMALL) -> List[str]:
             wrong.append(f"write {request.write!r}")
         if request.source_path is not None and (request.inline is not None or not text(request.source_path)):
             wrong.append(f"source path {request.source_path!r} with inline {request.inline!r}")
+        regions = [region for region in (request.shared_outputs, request.shared and request.shared.region) if region]
+        if not all(text(r.segment, 64) and whole(r.offset, SHARED_HEADER_BYTES, MAX_SHARED_BYTES)
+                   and whole(r.nbytes, 1, MAX_SHARED_BYTES) for r in regions):
+            wrong.append(f"shared regions {regions!r}")
+        if request.shared is not None:
+            height, width, channels = request.shared.shape
+            if not (all(whole(v, 1, limits.max_image_side) for v in (height, width)) and channels in (3, 4)
+                    and height * width <= limits.max_image_pixels and request.shared.dtype in INLINE_DTYPES
+                    and request.shared.region.nbytes <= limits.max_buffer_bytes and not request.buffers
+                    and request.inline is None and request.source_path is None
+                    and not (request.shared_outputs and request.shared_outputs.overlaps(request.shared.region))):
+                wrong.append(f"shared {request.shared!r} with outputs {request.shared_outputs!r}")
         if request.inline is not None:
             height, width, channels = request.inline.shape
             if not (all(whole(v, 1, limits.max_image_side) for v in (height, width)) and channels in (3, 4)
@@ -417,6 +487,15 @@ def well_formed(request: Request, limits: Limits = SMALL) -> List[str]:
                 and (plan.shot_start is None or whole(plan.shot_start))
                 and whole(plan.preroll, 0, MAX_PREROLL) and whole(plan.resume_limit, 0, MAX_PREROLL)):
             wrong.append(f"plan {plan!r}")
+    if request.op == "attach_shared":
+        attach = request.attach
+        if not (attach and whole(attach.pid, 1, MAX_PID) and whole(attach.fd, 0, MAX_FD)
+                and whole(attach.nbytes, SHARED_HEADER_BYTES + 1, MAX_SHARED_BYTES)
+                and re.fullmatch("[0-9a-f]{32}", attach.token)):
+            wrong.append(f"attach {attach!r}")
+    if request.op == "detach_shared" and not (text(request.segment, 64) and re.fullmatch("[0-9a-f]{32}",
+                                                                                          request.token)):
+        wrong.append(f"detach {request.segment!r} {request.token!r}")
     if request.op == "try_ratios":
         asked = request.ratios
         frames_fit = asked is not None and (text(asked.frames) or (
@@ -495,6 +574,7 @@ DOCUMENTED_CLASS = {
     "plate_error": errors.PlateError, "frame_input": errors.FrameInputError,
     "weights_error": errors.WeightsError, "colour_error": errors.ColourError,
     "shutting_down": errors.ShuttingDown, "internal": errors.InternalError,
+    "shared_memory_refused": errors.SharedMemoryRefused, "unknown_segment": errors.UnknownSegment,
     "timeout": errors.BridgeTimeout, "access_refused": errors.AccessRefused,
 }
 
@@ -567,6 +647,7 @@ NEAR_VALID = [PROTOCOL_VERSION, 1, 3, "frame", "open_clip", "plan_render", "sh01
               MAX_FRAME_NUMBER, MAX_FRAME_NUMBER + 1, 64, 65, 0, 2, 3, 4, "float16", "float32", "uint8", "alpha",
               "foreground", "rgba", ["alpha"], ["alpha", "alpha"], [2, 3, 4], [2, 3, 3], [2, 3, 1], [100, 1, 3],
               [40, 40, 3], [30, 30, 4], [1, 1, 3, 1], {"path": "/shows/p.exr"}, {"inline": INLINE},
+              {"shared": SHARED}, SHARED_OUTPUTS, SEGMENT, TOKEN, 4096, 4095, 8192,
               {"path": "/p", "inline": INLINE}, "/shows/abc/plate.####.exr", "/p\0.exr", "/p\ud800.exr",
               "1001-1100", "mobilenetv3", "half", 0.5, 1e999, -1e999, float("nan"), MAX_PREROLL + 1,
               {"alpha": "/a.####.exr"}, {"alpha": None}]

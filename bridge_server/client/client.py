@@ -7,11 +7,14 @@ on a fresh socket; the server answers a repeated id with the reply it already ma
 client accepts before it gives up: it is split between ``retries + 1`` tries. A server that
 says ``busy`` is alive: the client backs off and sends the request again. A connection the
 server refused for its CURVE keys is said as such (the socket's handshake events tell).
+Inline frames to a bridge on this host go through shared memory where both sides can
+(``shared.py``), and over ZeroMQ otherwise.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -20,7 +23,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tupl
 import zmq
 
 from . import keys
-from .addresses import check_address
+from .addresses import check_address, is_loopback
 from .errors import (
     AccessRefused,
     BadMessage,
@@ -36,6 +39,7 @@ from .pathmap import PathMap
 from .protocol import (
     DEFAULT_ADDRESS,
     PROTOCOL_VERSION,
+    SHARED_HEADER_BYTES,
     Buffer,
     Limits,
     decode_inline,
@@ -43,6 +47,7 @@ from .protocol import (
     parse_header,
     request_header,
 )
+from .shared import SharedFrames, Slot, frame_room, slot_bytes
 
 _REPLY_LIMITS = Limits(max_header_bytes=64 * 1024 * 1024)
 _HANDSHAKE_FAILED = zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | \
@@ -118,11 +123,15 @@ class BridgeClient:
     sent again while the server says it is busy (then ``ServerBusy``). ``keys_dir`` holds CURVE
     keys for a server that needs them. ``path_map`` translates paths (default:
     ``$RVM_BRIDGE_PATH_MAP``); the server's rules from ``hello`` are added after them.
+    ``shared_memory`` (default: on unless ``$RVM_BRIDGE_SHARED_MEMORY`` is ``0``) sends inline
+    frames to a bridge on this host through shared memory (Linux); wherever it cannot, they go
+    over ZeroMQ as before and ``shared_memory_note`` says why. ``close`` lets the memory go.
     """
 
     def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float = 60.0, retries: int = 3,
                  keys_dir: Optional[str] = None, path_map: Optional[PathMap] = None, name: str = "",
-                 context: Optional[zmq.Context] = None, busy_wait: Optional[float] = None) -> None:
+                 context: Optional[zmq.Context] = None, busy_wait: Optional[float] = None,
+                 shared_memory: Optional[bool] = None) -> None:
         if not timeout > 0 or retries < 0:
             raise BadParameter(f"time-out {timeout} must be positive and retries {retries} 0 or more")
         self.address = check_address(address)
@@ -141,6 +150,11 @@ class BridgeClient:
         self._refused = ""
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:12]
+        if shared_memory is None:
+            shared_memory = os.environ.get("RVM_BRIDGE_SHARED_MEMORY", "").strip().lower() not in ("0", "off", "no",
+                                                                                                 "false")
+        self.shared: Optional[SharedFrames] = SharedFrames(self._shared_call) if shared_memory else None
+        self._silent = False  # the last request went unanswered: close does not wait on the bridge again
 
     # -- connection --------------------------------------------------------------------------
     def _connect(self) -> zmq.Socket:
@@ -182,7 +196,10 @@ class BridgeClient:
                 self._refused = "keys" if code == zmq.EVENT_HANDSHAKE_FAILED_AUTH else "protocol"
 
     def close(self) -> None:
-        """Close the socket; the client can be used again (it reconnects)."""
+        """Let this client's shared memory go and close the socket; the client can be used
+        again (it reconnects)."""
+        if self.shared is not None and (self.shared.segments or self.shared.retired):
+            self.shared.close(detach=not self._silent)
         self._reconnect()
 
     def __enter__(self) -> BridgeClient:
@@ -265,7 +282,7 @@ class BridgeClient:
                         self._send(in_flight[request_id])
                 last_heard = time.monotonic()
                 continue
-            stalls, last_heard = 0, time.monotonic()
+            stalls, last_heard, self._silent = 0, time.monotonic(), False
             header = reply[0]
             answered = header.get("id")
             if header.get("pending") is True or not isinstance(answered, str) or answered not in in_flight:
@@ -285,6 +302,7 @@ class BridgeClient:
             done[answered] = reply
 
     def _silence(self, total: float, tries: int) -> BridgeError:
+        self._silent = True
         self._note_refusals()
         if self._refused:
             why = ("the server did not admit this client's CURVE key" if self._refused == "keys" else
@@ -413,13 +431,46 @@ class BridgeClient:
                                  for name, path in mapped["outputs"].items()}
         return mapped
 
-    def frame_result(self, header: Dict[str, Any], buffers: List[bytes], round_trip: float) -> FrameResult:
-        """A FrameResult from a frame reply, with plate paths mapped back to the client's view."""
+    def _shared_call(self, op: str, fields: Dict[str, Any], timeout: Optional[float] = None,
+                     retries: Optional[int] = None) -> Dict[str, Any]:
+        return self.call(op, fields, timeout=timeout, retries=retries)[0]
+
+    @property
+    def shared_memory_note(self) -> str:
+        """Why inline frames go over ZeroMQ rather than shared memory ("" while it is used or untried)."""
+        return "shared memory is off for this client" if self.shared is None else self.shared.note
+
+    def shared_slots(self, pixels: int, outputs: int, count: int) -> Optional[SharedFrames]:
+        """Shared memory with ``count`` slots for frames of ``pixels`` bytes with ``outputs`` bytes
+        of inline outputs, lent to the bridge now; None where frames go over ZeroMQ instead (the
+        bridge is elsewhere, offers none, or refused it: ``shared_memory_note`` says which). Call
+        it outside a run of frames: it may talk to the bridge."""
+        shared = self.shared
+        if shared is None or not shared.enabled:
+            return None
+        self._ensure_hello()
+        limit = _object(self.server, "limits").get("max_shared_bytes")
+        if not is_loopback(self.address):
+            shared.off(f"the bridge at {self.address} is not on this host's loopback")
+        elif self.server.get("shared_memory") is not True:
+            shared.off("the bridge offers no shared memory (an older bridge, not Linux, or --no-shared-memory)")
+        elif not isinstance(limit, int) or limit <= SHARED_HEADER_BYTES:
+            shared.off("the bridge's shared-memory limit leaves no room")
+        if not shared.enabled or not isinstance(limit, int):
+            return None
+        return shared if shared.ensure(slot_bytes(pixels, outputs), count, limit) else None
+
+    def frame_result(self, header: Dict[str, Any], buffers: List[bytes], round_trip: float,
+                     images: Optional[Dict[str, InlineFrame]] = None) -> FrameResult:
+        """A FrameResult from a frame reply, with plate paths mapped back to the client's view.
+        ``images`` are the reply's inline images when already read (from shared memory)."""
         made = _object(header, "made")
         timings = {key: float(value) for key, value in _object(header, "timings").items()
                    if isinstance(value, (int, float)) and not isinstance(value, bool)}
         timings["round_trip"] = round_trip
-        timings["transport"] = max(0.0, round_trip - timings.get("server_total", 0.0))
+        # The server's copies in and out of shared memory are moving bytes, as ZeroMQ's are.
+        served = timings.get("server_total", 0.0) - timings.get("shared_in", 0.0) - timings.get("shared_out", 0.0)
+        timings["transport"] = max(0.0, round_trip - served)
         kept = header.get("kept")
         return FrameResult(
             clip=str(header.get("clip", "")), frame=_int(header.get("frame")), how=str(made.get("how", "")),
@@ -428,7 +479,7 @@ class BridgeClient:
             plates={str(name): self.path_map.to_client(path) for name, path in _object(header, "plates").items()
                     if isinstance(path, str)},
             kept=[str(name) for name in kept] if isinstance(kept, list) else [],
-            images=_reply_images(header, buffers), timings=timings,
+            images=_reply_images(header, buffers) if images is None else images, timings=timings,
             downsample_ratio=_ratio(made.get("downsample_ratio")), batch=max(1, _int(made.get("batch", 1))))
 
 
@@ -445,12 +496,22 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
-def _reply_images(header: Dict[str, Any], buffers: List[bytes]) -> Dict[str, InlineFrame]:
-    """The inline images of a reply; raises ProtocolError where a spec does not fit its buffer."""
+def _reply_images(header: Dict[str, Any], buffers: List[bytes], slot: Optional[Slot] = None
+                  ) -> Dict[str, InlineFrame]:
+    """The inline images of a reply, copied out of the frame's shared-memory ``slot`` where the
+    reply put them there; raises ProtocolError where a spec does not fit its buffer or slot."""
     from .errors import BadBuffer
 
     images = {}
     for name, spec in _object(header, "inline").items():
+        if isinstance(spec, dict) and "segment" in spec:
+            if slot is None:
+                raise BadBuffer(f"reply's inline {name!r} names shared memory this frame did not lend")
+            image = decode_inline(dict(spec, buffer=0), 1, _REPLY_LIMITS, (1, 3, 4))
+            height, width, channels = image.shape
+            images[str(name)] = InlineFrame(slot.read(str(name), spec, image.nbytes), height, width, channels,
+                                            image.dtype)
+            continue
         index = spec.get("buffer") if isinstance(spec, dict) else None
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(buffers):
             raise BadBuffer(f"reply's inline {name!r} names no buffer that was sent")
@@ -514,25 +575,75 @@ class Clip:
         ``window`` requests queued on the server, so reading, the network and writing overlap;
         yields results in the order given."""
         remaining = [_as_request(item) for item in items]
-        reopened = False
+        reopened = reattached = False
         while remaining:
             requests = [self._request(item, strict) for item in remaining]
+            slots = self._shared_slots(remaining, window)
             sent: Dict[str, float] = {}
+            leased: Dict[str, Slot] = {}
             answered = 0
             try:
-                replies = self.client.pipeline(_stamped(requests, sent), window=window, timeout=timeout)
-                for index, (header, buffers) in enumerate(replies):
-                    result = self.client.frame_result(header, buffers, time.monotonic() - sent[requests[index][0]])
-                    answered, reopened = index + 1, False
+                outgoing = self._lent(requests, remaining, slots, sent, leased)
+                for index, (header, buffers) in enumerate(self.client.pipeline(outgoing, window=window,
+                                                                               timeout=timeout)):
+                    request_id = requests[index][0]
+                    slot = leased.get(request_id)
+                    images = _reply_images(header, buffers, slot)
+                    result = self.client.frame_result(header, buffers, time.monotonic() - sent[request_id], images)
+                    if slot is not None and slots is not None:
+                        slots.release(leased.pop(request_id))
+                    answered, reopened, reattached = index + 1, False, False
                     yield result
                 return
             except BridgeError as error:
-                # The server lost the clip (restart, closed to make room): open it again, once, and go on.
-                if error.code != "unknown_clip" or reopened:
+                # The server lost the clip (restart, closed to make room): open it again, once, and
+                # go on; it lost this client's shared memory (restart): lend it again, once.
+                if error.code == "unknown_clip" and not reopened:
+                    reopened = True
+                    self.open()
+                elif error.code == "unknown_segment" and not reattached and slots is not None:
+                    reattached = True
+                    slots.close()  # lent again on the next try
+                else:
                     raise
-                reopened = True
                 remaining = remaining[answered:]
-                self.open()
+            finally:
+                if leased and slots is not None:
+                    slots.abandon(leased.values())  # unanswered: the bridge may still write into them
+
+    def _inline_settings(self) -> Dict[str, Any]:
+        settings = self.opened.get("settings")
+        return settings if isinstance(settings, dict) else self.settings
+
+    def _shared_slots(self, items: List[FrameRequest], window: int) -> Optional[SharedFrames]:
+        """Shared memory for the inline frames among ``items`` (None: they go over ZeroMQ)."""
+        image = next((item.image for item in items if item.image is not None), None)
+        if image is None:
+            return None
+        pixels, outputs = frame_room((image.height, image.width, image.channels), image.dtype, self._inline_settings())
+        # Twice the window: the write stage may answer frames out of order, and a reply waiting
+        # for an earlier one to be yielded still holds its slot. Past that a frame goes by ZeroMQ.
+        return self.client.shared_slots(pixels, outputs, 2 * max(1, window))
+
+    def _lent(self, requests: List[Outgoing], items: List[FrameRequest], slots: Optional[SharedFrames],
+              sent: Dict[str, float], leased: Dict[str, Slot]) -> Iterator[Outgoing]:
+        """The requests as they go out, each inline frame moved into a free slot of ``slots`` when
+        there is one (else it goes over ZeroMQ); stamps when each went."""
+        settings = self._inline_settings()
+        for (request_id, op, fields, buffers), item in zip(requests, items):
+            sent[request_id] = time.monotonic()
+            image = item.image
+            if slots is not None and image is not None:
+                shape = [image.height, image.width, image.channels]
+                pixels, outputs = frame_room((image.height, image.width, image.channels), image.dtype, settings)
+                slot = slots.lease(pixels, outputs) if memoryview(image.data).nbytes == pixels else None
+                if slot is not None:
+                    leased[request_id] = slot
+                    fields = dict(fields, source={"shared": slot.put(image.data, shape, image.dtype)})
+                    if outputs:
+                        fields["shared_outputs"] = slot.output_spec()
+                    buffers = []
+            yield request_id, op, fields, buffers
 
     def close(self, timeout: Optional[float] = None, retries: Optional[int] = None) -> Dict[str, Any]:
         """Close the clip on the server (its held states and cache go)."""
@@ -547,8 +658,3 @@ def _as_request(item: FrameItem) -> FrameRequest:
     frame, path, image = item
     return FrameRequest(frame, path, image)
 
-
-def _stamped(requests: List[Outgoing], sent: Dict[str, float]) -> Iterator[Outgoing]:
-    for request in requests:
-        sent[request[0]] = time.monotonic()
-        yield request

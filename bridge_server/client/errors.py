@@ -141,6 +141,20 @@ class ShuttingDown(RemoteError):
     default_code = "shutting_down"
 
 
+class SharedMemoryRefused(RemoteError):
+    """The server will not map this shared-memory segment (not a sealed memfd, wrong size or
+    token, over its limit, another host or container, or it offers none): send frames inline."""
+
+    default_code = "shared_memory_refused"
+
+
+class UnknownSegment(RemoteError):
+    """A frame names a shared-memory segment the server does not hold (detached, dropped, or the
+    server restarted): attach it again or send the frame inline."""
+
+    default_code = "unknown_segment"
+
+
 class InternalError(RemoteError):
     """A bug in the server; its log has the traceback. The server goes on serving."""
 
@@ -163,8 +177,8 @@ class AccessRefused(BridgeError):
 
 _CLASSES = (BadMessage, VersionMismatch, UnknownOperation, BadBuffer, BadDtype, TooLarge, BadParameter,
             PathOutsideRoots, PathNotMapped, UnknownClip, ClipConflict, TooManyClips, ServerBusy, OrderError,
-            PlateError, FrameInputError, WeightsError, ColourError, ShuttingDown, InternalError, BridgeTimeout,
-            AccessRefused)
+            PlateError, FrameInputError, WeightsError, ColourError, ShuttingDown, SharedMemoryRefused, UnknownSegment,
+            InternalError, BridgeTimeout, AccessRefused)
 CLASS_FOR_CODE: Dict[str, Type[BridgeError]] = {cls.default_code: cls for cls in _CLASSES}
 
 # code -> what it means; docs/protocol.md lists the same table (a test holds them together).
@@ -188,6 +202,9 @@ ERROR_CODES = {
     "weights_error": "the model's weights are missing or do not fit the variant",
     "colour_error": "an unknown colour space or an unusable colour configuration",
     "shutting_down": "the server is stopping and takes no new work",
+    "shared_memory_refused": "the server will not map this shared-memory segment (checks failed, over its limit, "
+                             "or it offers none): send frames inline",
+    "unknown_segment": "a frame names a shared-memory segment the server does not hold: attach it again",
     "internal": "the server hit a bug; its log has the traceback; it goes on serving",
 }
 CLIENT_CODES = {

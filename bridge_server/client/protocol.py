@@ -36,8 +36,10 @@ PROTOCOL_VERSION = 2
 DEFAULT_PORT = 5701
 DEFAULT_ADDRESS = f"tcp://127.0.0.1:{DEFAULT_PORT}"
 
-OPS = ("hello", "describe_models", "status", "open_clip", "frame", "close_clip", "plan_render", "try_ratios")
+OPS = ("hello", "describe_models", "status", "open_clip", "frame", "close_clip", "plan_render", "try_ratios",
+       "attach_shared", "detach_shared")
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
 # JSON's "\ud800" escape decodes to a lone surrogate, which no file system, log or colour
 # config can take: the server would answer such a path or name with an internal error.
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -46,6 +48,13 @@ MAX_PATH_CHARS = 4096
 MAX_RANGE_CHARS = 4096
 MAX_LISTED_FRAMES = 100_000
 MAX_PREROLL = 100_000
+# A shared-memory segment starts with a page holding the client's token (16 random bytes); the
+# regions frames name lie after it. Offsets and sizes are bounded so sums never overflow anything.
+SHARED_HEADER_BYTES = 4096
+SHARED_TOKEN_BYTES = 16
+MAX_SHARED_BYTES = 1 << 40
+MAX_PID = 1 << 22  # Linux's pid_max ceiling
+MAX_FD = (1 << 31) - 1
 
 Buffer = Union[bytes, memoryview, bytearray]
 
@@ -72,6 +81,48 @@ class InlineImage:
     def nbytes(self) -> int:
         height, width, channels = self.shape
         return height * width * channels * INLINE_DTYPES[self.dtype]
+
+
+@dataclass(frozen=True)
+class SharedRegion:
+    """``nbytes`` bytes at ``offset`` in the shared-memory segment the server calls ``segment``."""
+
+    segment: str
+    offset: int
+    nbytes: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.nbytes
+
+    def overlaps(self, other: SharedRegion) -> bool:
+        return self.segment == other.segment and self.offset < other.end and other.offset < self.end
+
+
+@dataclass(frozen=True)
+class SharedImage:
+    """An image in a shared-memory segment, laid out as an inline buffer is."""
+
+    segment: str
+    offset: int
+    shape: Tuple[int, int, int]
+    dtype: str
+
+    @property
+    def region(self) -> SharedRegion:
+        height, width, channels = self.shape
+        return SharedRegion(self.segment, self.offset, height * width * channels * INLINE_DTYPES[self.dtype])
+
+
+@dataclass(frozen=True)
+class SharedAttach:
+    """What ``attach_shared`` asks: map the memfd ``fd`` of process ``pid``, ``nbytes`` long, whose
+    first bytes hold ``token`` (hex)."""
+
+    pid: int
+    fd: int
+    nbytes: int
+    token: str
 
 
 @dataclass
@@ -106,6 +157,8 @@ class Request:
 
     ``write`` names the outputs to write for a frame (None: all of the clip's; empty: run the
     frame only, as a pre-roll); ``refresh`` makes a frame again even when a plate of it is cached.
+    ``shared`` is a frame's source in shared memory, ``shared_outputs`` where its inline outputs go;
+    ``segment`` and ``token`` name the segment ``detach_shared`` lets go of.
     """
 
     op: str
@@ -121,6 +174,11 @@ class Request:
     write: Optional[Tuple[str, ...]] = None
     plan: Optional[RenderPlanRequest] = None
     ratios: Optional[RatiosRequest] = None
+    shared: Optional[SharedImage] = None
+    shared_outputs: Optional[SharedRegion] = None
+    attach: Optional[SharedAttach] = None
+    segment: str = ""
+    token: str = ""
     buffers: List[Buffer] = field(default_factory=list)
 
 
@@ -212,6 +270,13 @@ def decode_request(parts: Sequence[Buffer], limits: Limits = Limits()) -> Reques
         request.plan = _decode_plan(header)
     elif request.op == "try_ratios":
         request.ratios = _decode_ratios(header)
+    elif request.op == "attach_shared":
+        request.attach = SharedAttach(_integer(header, "pid", 1, MAX_PID), _integer(header, "fd", 0, MAX_FD),
+                                      _integer(header, "bytes", SHARED_HEADER_BYTES + 1, MAX_SHARED_BYTES),
+                                      _text(header, "token", pattern=_TOKEN, max_chars=32))
+    elif request.op == "detach_shared":
+        request.segment = _text(header, "segment", pattern=_ID)
+        request.token = _text(header, "token", pattern=_TOKEN, max_chars=32)
     if request.op == "frame":
         _decode_frame(header, request, limits)
     elif request.buffers:
@@ -233,13 +298,22 @@ def _decode_frame(header: Dict[str, Any], request: Request, limits: Limits) -> N
     request.strict = _boolean(header, "strict", False)
     request.refresh = _boolean(header, "refresh", False)
     request.write = _output_names(header.get("write"))
+    if header.get("shared_outputs") is not None:
+        request.shared_outputs = decode_region(header["shared_outputs"])
     source = header.get("source")
     if source is None:
         if request.buffers:
             raise BadBuffer("buffers were sent but 'source' names no inline image")
         return
-    if not isinstance(source, dict) or len(source) != 1 or not ({"path", "inline"} & set(source)):
-        raise BadMessage("'source' must be {\"path\": ...} or {\"inline\": {...}}")
+    if not isinstance(source, dict) or len(source) != 1 or not ({"path", "inline", "shared"} & set(source)):
+        raise BadMessage("'source' must be {\"path\": ...}, {\"inline\": {...}} or {\"shared\": {...}}")
+    if "shared" in source:
+        if request.buffers:
+            raise BadBuffer("a frame in shared memory takes no buffers")
+        request.shared = decode_shared_image(source["shared"], limits)
+        if request.shared_outputs is not None and request.shared.region.overlaps(request.shared_outputs):
+            raise BadBuffer("the frame's shared-memory region and its outputs' region overlap")
+        return
     if "path" in source:
         request.source_path = _path(source, "path")
         if request.buffers:
@@ -268,6 +342,36 @@ def decode_inline(spec: Any, buffer_count: int, limits: Limits, channel_counts: 
     Frames sent to the server are RGB or RGBA; replies also carry one-channel alpha."""
     if not isinstance(spec, dict):
         raise BadMessage("'inline' must be an object with buffer, shape and dtype")
+    shape, dtype = _image(spec, limits, channel_counts)
+    image = InlineImage(_integer(spec, "buffer", 0, 64), shape, dtype)
+    if image.buffer >= buffer_count:
+        raise BadBuffer(f"inline image names buffer {image.buffer} but {buffer_count} were sent")
+    if buffer_count != 1:
+        raise BadBuffer(f"a frame takes exactly one buffer; {buffer_count} were sent")
+    return image
+
+
+def decode_shared_image(spec: Any, limits: Limits, channel_counts: Tuple[int, ...] = (3, 4)) -> SharedImage:
+    """Validate a shared-memory image description (segment, offset, shape, dtype) against the
+    limits; whether the segment holds it is the server's check."""
+    if not isinstance(spec, dict):
+        raise BadMessage("'shared' must be an object with segment, offset, shape and dtype")
+    shape, dtype = _image(spec, limits, channel_counts)
+    return SharedImage(_text(spec, "segment", pattern=_ID), _integer(spec, "offset", SHARED_HEADER_BYTES,
+                                                                      MAX_SHARED_BYTES), shape, dtype)
+
+
+def decode_region(spec: Any) -> SharedRegion:
+    """Validate ``shared_outputs`` (segment, offset, bytes)."""
+    if not isinstance(spec, dict):
+        raise BadMessage("'shared_outputs' must be an object with segment, offset and bytes")
+    return SharedRegion(_text(spec, "segment", pattern=_ID),
+                        _integer(spec, "offset", SHARED_HEADER_BYTES, MAX_SHARED_BYTES),
+                        _integer(spec, "bytes", 1, MAX_SHARED_BYTES))
+
+
+def _image(spec: Dict[str, Any], limits: Limits, channel_counts: Tuple[int, ...]) -> Tuple[Tuple[int, int, int], str]:
+    """The shape and dtype of an image description, checked against the limits."""
     dtype = spec.get("dtype")
     if not isinstance(dtype, str) or dtype not in INLINE_DTYPES:
         raise BadDtype(f"inline dtype {_shown(dtype)} is not one of {', '.join(INLINE_DTYPES)}")
@@ -281,14 +385,10 @@ def decode_inline(spec: Any, buffer_count: int, limits: Limits, channel_counts: 
         raise TooLarge(f"inline image {_shown(width)}x{_shown(height)} is outside 1..{limits.max_image_side} per side")
     if height * width > limits.max_image_pixels:
         raise TooLarge(f"inline image {width}x{height} is over {limits.max_image_pixels} pixels")
-    image = InlineImage(_integer(spec, "buffer", 0, 64), (height, width, channels), dtype)
-    if image.nbytes > limits.max_buffer_bytes:
-        raise TooLarge(f"inline image needs {image.nbytes} bytes; the limit is {limits.max_buffer_bytes}")
-    if image.buffer >= buffer_count:
-        raise BadBuffer(f"inline image names buffer {image.buffer} but {buffer_count} were sent")
-    if buffer_count != 1:
-        raise BadBuffer(f"a frame takes exactly one buffer; {buffer_count} were sent")
-    return image
+    nbytes = height * width * channels * INLINE_DTYPES[dtype]
+    if nbytes > limits.max_buffer_bytes:
+        raise TooLarge(f"inline image needs {nbytes} bytes; the limit is {limits.max_buffer_bytes}")
+    return (height, width, channels), dtype
 
 
 def decode_settings(raw: Any) -> Dict[str, Any]:

@@ -72,6 +72,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="largest image side, inline or read from a plate")
     p.add_argument("--max-message", type=parse_size, default=Limits.max_buffer_bytes, metavar="SIZE",
                    help="largest message part accepted (default 1G)")
+    p.add_argument("--shared-memory", type=parse_size, default=4 * 1024 ** 3, metavar="SIZE",
+                   help="most bytes of clients' shared-memory segments mapped at once (default 4G; Linux only): "
+                        "clients on this host lend memory for inline frames instead of sending them over ZeroMQ")
+    p.add_argument("--no-shared-memory", action="store_true",
+                   help="offer no shared memory: inline frames always travel over ZeroMQ")
     p.add_argument("--ready-file", help="write the bound address to this file once listening")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=run)
@@ -91,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             preroll_limit=args.preroll_limit, cold_preroll=args.cold_preroll, inline_wait=args.inline_wait,
             preload=[v for v in args.preload.split(",") if v], max_heads=args.max_heads, head_live=args.head_live,
             threads=args.threads, batch_max=args.batch_max, path_map=PathMap.parse(";".join(args.path_map)), ready_file=args.ready_file,
+            shared_memory=0 if args.no_shared_memory else args.shared_memory,
             limits=Limits(max_buffer_bytes=args.max_message, max_image_side=args.max_image_side,
                           max_image_pixels=min(Limits.max_image_pixels, args.max_image_side ** 2)))
         server = BridgeServer(config)

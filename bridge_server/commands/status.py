@@ -62,6 +62,12 @@ def format_status(address: str, status: Any, roots: Any = ()) -> str:
         lines.append(f"  over budget by {status['over_budget_bytes'] / 2 ** 20:.1f} MiB: only live states left "
                      "(raise --memory-budget)")
     lines.extend(f"    {line}" for line in dropped.get("recent", [])[-5:])
+    shared = status.get("shared_memory") or {}
+    if shared.get("offered"):
+        owners = ", ".join(f"process {s['pid']} {s['bytes'] / 2 ** 20:.0f} MiB" for s in shared.get("segments", []))
+        lines.append(f"  shared memory: {shared.get('bytes', 0) / 2 ** 20:.0f} of {shared.get('limit', 0) / 2 ** 20:.0f} "
+                     f"MiB lent{' (' + owners + ')' if owners else ''}; {shared.get('dropped', 0)} dropped when "
+                     "their process was gone")
     lines.append(f"  clips: {len(status['clips'])}")
     for clip in status["clips"]:
         heads = ", ".join(f"{h['frame']}{'' if h['exact'] else ' (not exact)'}" for h in clip["heads"])
