@@ -250,7 +250,8 @@ class Engine:
         OpenVINO clip: its step takes one frame). The engine checks again, on the states."""
         if settings["backend"] == "openvino":
             return None
-        height, width = plate.model_rgb.shape[:2]
+        rgb = plate.model_rgb  # numpy [H,W,3] through OCIO, a tensor [3,H,W] through torch colour (CUDA)
+        height, width = rgb.shape[1:] if isinstance(rgb, torch.Tensor) else rgb.shape[:2]
         ratio = settings["downsample_ratio"] or guided_ratio(height, width, settings["framing"])
         return (id(model), settings["precision"], settings["backend"], height, width, ratio)
 

@@ -81,11 +81,13 @@ class Segment:
     nbytes: int
     attached: float
 
-    def close(self) -> None:
+    def close(self) -> bool:
+        """Unmap; False while a frame still reads or writes it (then it stays mapped)."""
         try:
             self.memory.close()
         except BufferError:
-            pass  # a frame still reads or writes it: the mapping goes with the last of them
+            return False
+        return True
 
 
 class SharedSegments:
@@ -97,6 +99,9 @@ class SharedSegments:
         self.lock = threading.Lock()  # the socket thread attaches and drops; the stages look up
         self.dropped = 0
         self.recent: Deque[str] = collections.deque(maxlen=20)
+        # Let go of but still mapped: a frame in hand holds a view. They count against the limit
+        # until unmapped, or a client detaching under its own queued frames could map any amount.
+        self.closing: List[Segment] = []
         self._swept = 0.0
 
     @property
@@ -106,7 +111,10 @@ class SharedSegments:
     @property
     def nbytes(self) -> int:
         with self.lock:
-            return sum(segment.nbytes for segment in self.segments.values())
+            return self._held()
+
+    def _held(self) -> int:
+        return sum(segment.nbytes for segment in [*self.segments.values(), *self.closing])
 
     # -- lending and letting go --------------------------------------------------------------
     def attach(self, asked: SharedAttach) -> Dict[str, Any]:
@@ -116,8 +124,8 @@ class SharedSegments:
                                       "--no-shared-memory): send frames inline")
         self.sweep(force=True)
         with self.lock:
-            held = sum(segment.nbytes for segment in self.segments.values())
-            count = len(self.segments)
+            held = self._held()
+            count = len(self.segments) + len(self.closing)
         if held + asked.nbytes > self.limit or count >= MAX_SEGMENTS:
             raise SharedMemoryRefused(f"a segment of {asked.nbytes} bytes would take the bridge past its shared-memory "
                                       f"limit ({held} of {self.limit} bytes in {count} segments held; serve "
@@ -143,7 +151,7 @@ class SharedSegments:
             if segment is None or not secrets.compare_digest(segment.token, token):
                 raise UnknownSegment(f"this bridge holds no shared-memory segment {segment_id} with that token")
             del self.segments[segment_id]
-        segment.close()
+        self._unmap([segment])
         log.info("shared memory: segment %s of process %d detached", segment_id, segment.pid)
         return {"segment": segment_id, "detached": True}
 
@@ -154,14 +162,20 @@ class SharedSegments:
             return
         self._swept = now
         with self.lock:
+            self.closing = [segment for segment in self.closing if not segment.close()]
             gone = [segment for segment in self.segments.values() if process_start(segment.pid) != segment.started]
             for segment in gone:
                 del self.segments[segment.id]
                 self.dropped += 1
                 self.recent.append(f"segment of process {segment.pid} ({segment.nbytes} bytes): the process is gone")
+        self._unmap(gone)
         for segment in gone:
-            segment.close()
             log.info("shared memory: dropped segment %s: process %d is gone", segment.id, segment.pid)
+
+    def _unmap(self, segments: List[Segment]) -> None:
+        held = [segment for segment in segments if not segment.close()]
+        with self.lock:
+            self.closing.extend(held)
 
     def close_all(self) -> None:
         with self.lock:
@@ -175,8 +189,9 @@ class SharedSegments:
         with self.lock:
             held = [{"pid": s.pid, "bytes": s.nbytes, "age_s": round(now - s.attached, 3)}
                     for s in self.segments.values()]
-        return {"offered": self.offered, "limit": self.limit, "bytes": sum(s["bytes"] for s in held),
-                "segments": held, "dropped": self.dropped, "recent": list(self.recent)}
+            closing = sum(segment.nbytes for segment in self.closing)
+        return {"offered": self.offered, "limit": self.limit, "bytes": sum(s["bytes"] for s in held) + closing,
+                "segments": held, "closing_bytes": closing, "dropped": self.dropped, "recent": list(self.recent)}
 
     # -- frames ------------------------------------------------------------------------------
     def bind(self, request: Request, inline_dtype: Optional[str]) -> None:

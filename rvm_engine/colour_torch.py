@@ -39,6 +39,7 @@ TOLERANCE = 1e-4
 # magnitudes under 2^-32 are read as 0). The curve out of the model reads 0..1 on a uniform grid.
 _FRACTION_BITS = 13
 _SMALLEST_BITS = (127 - 32) << 23  # float32 bits of 2^-32
+_INFINITY_KEY = 0x7F800000 - _SMALLEST_BITS  # past it, a NaN's bits
 _INVERSE_KNOTS = 65537
 
 
@@ -109,7 +110,10 @@ class TorchColour:
         bits = values.contiguous().view(torch.int32)
         # Float bits ordered as the values are, counted from 2^-32: negatives count down from 0.
         magnitude = (bits & 0x7FFFFFFF).sub_(_SMALLEST_BITS).clamp_(min=0)
-        key = torch.where(bits < 0, -magnitude, magnitude).clamp_(self._first_key, self._last_key)
+        # A NaN (inf - inf in the matrix, from float plates near 3e38) reads as the far negative
+        # end, so it becomes 0 as through OCIO whatever its sign bit (x86 sets it, CUDA does not).
+        negative = (bits < 0) | (magnitude > _INFINITY_KEY)
+        key = torch.where(negative, -magnitude, magnitude).clamp_(self._first_key, self._last_key)
         fraction = (key & ((1 << _FRACTION_BITS) - 1)).to(torch.float32).mul_(1.0 / (1 << _FRACTION_BITS))
         index = (key >> _FRACTION_BITS).to(torch.int64).sub_(self._first_key >> _FRACTION_BITS).add_(self._rows * self._knots)
         low = torch.take(self._curve, index)

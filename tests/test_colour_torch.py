@@ -198,3 +198,17 @@ def test_on_cuda_the_baked_transform_gives_the_cpus_values_and_a_render_matches_
         render_sequence(pattern, None, settings, model=load_model(device="cuda"), progress=False)
         out[on] = [read_plate(tmp_path / on / f"fg.{f:04d}.exr").pixels for f in range(1001, 1004)]
     assert max(np.abs(a - b).max() for a, b in zip(out["ocio"], out["auto"])) <= TOLERANCE
+
+
+def test_a_float_plate_at_the_top_of_float32_mattes_as_through_ocio_whatever_sign_the_device_gives_a_nan():
+    # ACES2065-1 at 3.4e38: the matrix's inf - inf is NaN, which OCIO's clamp makes 0. x86 gives
+    # that NaN its sign bit and CUDA (or an ARM CPU) does not: the curve must read both as OCIO does.
+    colour = PlateColour("ACES2065-1")
+    baked = bake(colour)
+    top = float(np.finfo(np.float32).max)
+    plate = np.full((1, 1, 3), top, np.float32)
+    ocio_in, _ = colour.to_model(plate)
+    torch_in, _ = baked.to_model(torch.from_numpy(plate))
+    assert np.abs(hwc(torch_in) - ocio_in).max() <= TOLERANCE and ocio_in[0, 0, 0] == 0.0
+    for nan in (float("nan"), -float("nan")):
+        assert float(baked._through_curve(torch.full((3, 1), nan)).clamp(0.0, 1.0).max()) == 0.0

@@ -788,3 +788,11 @@ def test_any_inline_description_gets_an_image_or_a_documented_code(spec, buffer_
 @given(json_values | st.dictionaries(st.sampled_from(sorted(SETTINGS_GIVEN)), json_values, max_size=6))
 def test_any_clip_settings_get_settings_or_a_documented_code(raw):
     only_documented_codes(decode_settings, raw)
+
+
+def test_a_client_sending_its_token_in_capitals_hears_it_must_be_lowercase_hex_and_the_token_is_not_echoed():
+    for op in ("attach_shared", "detach_shared"):
+        header = dict(BASES[op][0], token="AB" * 16)
+        with pytest.raises(errors.BadMessage, match="32 lowercase hex digits") as caught:
+            decode_request(message(header), SMALL)
+        assert "AB" * 16 not in caught.value.message

@@ -243,3 +243,24 @@ def test_batching_is_on_by_default_on_cuda_and_off_on_the_cpu(tmp_path):
     assert ServerConfig(roots=[str(tmp_path)]).batch_size() == 1
     assert ServerConfig(roots=[str(tmp_path)], device="cuda").batch_size() == BATCH_MAX
     assert ServerConfig(roots=[str(tmp_path)], device="cuda:1", batch_max=1).batch_size() == 1
+
+
+def test_on_a_gpu_bridge_where_colour_runs_in_torch_clips_of_one_height_and_other_widths_are_not_gathered():
+    # On CUDA a prepared plate is a [3,H,W] tensor (torch colour): the batch key must read its size
+    # as the OCIO plate's [H,W,3], or a 1080-high 4:3 clip would be gathered with a 16:9 one.
+    import torch
+
+    from bridge_server.engine_adapter import Engine
+    from rvm_engine.clip import ClipSettings, prepare_plate
+    from rvm_engine.plates import Plate
+
+    settings = {"backend": "torch", "precision": "float32", "downsample_ratio": None, "framing": "portrait"}
+    keys = {}
+    for colour_on in ("torch", "ocio"):
+        for width in (96, 128):
+            plate = Plate(np.full((72, width, 3), 0.18, np.float32), ["R", "G", "B"], (0, 0, width, 72))
+            prepared = prepare_plate(ClipSettings(colour_on=colour_on), plate)
+            assert isinstance(prepared.model_rgb, torch.Tensor) == (colour_on == "torch")
+            keys[colour_on, width] = Engine.batch_key(settings, "model", prepared)
+    assert keys["torch", 96] != keys["torch", 128]
+    assert keys["torch", 96] == keys["ocio", 96] and keys["torch", 128] == keys["ocio", 128]

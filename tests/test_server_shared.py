@@ -18,7 +18,9 @@ import pytest
 
 from bridge_server.client import BridgeClient, InlineFrame
 from bridge_server.client.errors import BadBuffer, BridgeTimeout, SharedMemoryRefused, UnknownSegment
+from bridge_server.client.protocol import Request, SharedAttach, SharedImage
 from bridge_server.commands.status import format_status
+from bridge_server.shared_segments import SharedSegments
 
 from .test_server_support import FIRST, SIZE, has_a_person, same_plate, shot_frames, start_bridge, to_linear
 
@@ -299,3 +301,26 @@ def test_a_hostile_clients_segments_and_regions_are_refused_by_name_and_the_brid
         for fd in opened:
             os.close(fd)
 
+
+
+def test_a_segment_detached_under_its_own_queued_frame_counts_against_the_limit_until_the_frame_lets_go():
+    # A hostile client lends 64 KiB, queues a frame on it, detaches and lends again, over and over:
+    # each queued frame keeps its segment mapped, so the bridge must count it until it is unmapped.
+    nbytes = 4096 + 65536
+    shared = SharedSegments(nbytes + nbytes // 2)
+    first, second = memfd(nbytes), memfd(nbytes)
+    try:
+        lent = shared.attach(SharedAttach(os.getpid(), first, nbytes, "0f" * 16))["segment"]
+        queued = Request("frame", "f-1", shared=SharedImage(lent, 4096, (16, 16, 3), "float16"))
+        shared.bind(queued, None)
+        shared.detach(lent, "0f" * 16)
+        with pytest.raises(SharedMemoryRefused, match="limit"):
+            shared.attach(SharedAttach(os.getpid(), second, nbytes, "0f" * 16))
+        assert shared.describe()["bytes"] == nbytes
+        queued.buffers = [shared.copy_out(queued.buffers[0])]  # the reader's copy: the view goes
+        assert shared.attach(SharedAttach(os.getpid(), second, nbytes, "0f" * 16))["bytes"] == nbytes
+        assert shared.describe()["closing_bytes"] == 0
+    finally:
+        shared.close_all()
+        os.close(first)
+        os.close(second)

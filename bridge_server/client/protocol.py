@@ -273,10 +273,10 @@ def decode_request(parts: Sequence[Buffer], limits: Limits = Limits()) -> Reques
     elif request.op == "attach_shared":
         request.attach = SharedAttach(_integer(header, "pid", 1, MAX_PID), _integer(header, "fd", 0, MAX_FD),
                                       _integer(header, "bytes", SHARED_HEADER_BYTES + 1, MAX_SHARED_BYTES),
-                                      _text(header, "token", pattern=_TOKEN, max_chars=32))
+                                      _token(header))
     elif request.op == "detach_shared":
         request.segment = _text(header, "segment", pattern=_ID)
-        request.token = _text(header, "token", pattern=_TOKEN, max_chars=32)
+        request.token = _token(header)
     if request.op == "frame":
         _decode_frame(header, request, limits)
     elif request.buffers:
@@ -536,6 +536,14 @@ def _text(obj: Dict[str, Any], key: str, *, pattern: Optional[re.Pattern[str]] =
         allowed = " of letters, digits and ._:-" if pattern else ""
         raise BadMessage(f"field {key!r} must be a string of 1..{max_chars} characters{allowed} (no NUL or unpaired "
                          "surrogates)")
+    return value
+
+
+def _token(obj: Dict[str, Any]) -> str:
+    value = obj.get("token")
+    if not isinstance(value, str) or not _TOKEN.fullmatch(value):
+        # Not echoed: a token in capitals is still the segment's, and refusals are logged.
+        raise BadMessage("field 'token' must be the segment's 16-byte token as 32 lowercase hex digits")
     return value
 
 
