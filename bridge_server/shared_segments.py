@@ -21,6 +21,7 @@ the socket thread.
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import mmap
 import os
@@ -256,6 +257,16 @@ class SharedSegments:
             raise UnknownSegment(f"shared-memory segment {region.segment} was let go of") from None
 
 
+@functools.lru_cache(maxsize=1)
+def _memfd_device() -> int:
+    """The device number every memfd of this kernel carries (of one made here and closed)."""
+    probe = os.memfd_create("rvm-bridge-probe", os.MFD_CLOEXEC)
+    try:
+        return os.fstat(probe).st_dev
+    finally:
+        os.close(probe)
+
+
 def _map_memfd(asked: SharedAttach) -> mmap.mmap:
     """Map ``asked.fd`` of process ``asked.pid``, checked as the module docstring says."""
     path = f"/proc/{asked.pid}/fd/{asked.fd}"
@@ -278,6 +289,10 @@ def _map_memfd(asked: SharedAttach) -> mmap.mmap:
         if os.fstat(handle).st_blksize != mmap.PAGESIZE:
             # MFD_HUGETLB: a fault finding no free huge page is SIGBUS, as fatal as a shrink.
             raise SharedMemoryRefused(f"{where} is a huge-page memfd; shared memory takes only ordinary pages")
+        if os.fstat(handle).st_dev != _memfd_device():
+            # What was opened is not on the memfd file system: a file named like one (``/memfd:x``
+            # made by root), or an fd swapped between the look and the open.
+            raise SharedMemoryRefused(f"{where} is not a memfd; shared memory takes only a sealed memfd")
         try:
             seals = fcntl.fcntl(handle, _GET_SEALS)
         except OSError:

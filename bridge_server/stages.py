@@ -128,15 +128,19 @@ class FramePipeline:
 
         A request for a frame already queued with another source (other pixels, another path)
         waits for that one to leave the queue. Raises ServerBusy when the clip already has
-        ``max_queued`` frames waiting.
+        ``max_queued`` requests waiting, those that wait behind another counted too (each holds its
+        pixels and costs a frame later).
         """
         entry = clip.order.pending.get(request.frame)
-        if entry is not None and not self._same_source(entry, request):
-            entry.deferred.append(request)
-            return
-        if entry is None and len(clip.order.pending) >= self.max_queued:
+        queued = len(clip.order.pending) + sum(len(waiting.deferred) for waiting in clip.order.pending.values())
+        behind = entry is not None and not self._same_source(entry, request)
+        if (entry is None or behind) and queued >= self.max_queued:
             raise ServerBusy(f"clip {clip.id} already has {self.max_queued} frames queued; send frame "
                              f"{request.frame} again once some are answered")
+        if behind:
+            assert entry is not None
+            entry.deferred.append(request)
+            return
         ticket = Ticket(request, time.monotonic())
         entry, new = clip.order.add(request.frame, ticket, ticket.arrived)
         entry.refresh = entry.refresh or request.refresh

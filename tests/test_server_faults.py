@@ -506,3 +506,29 @@ def test_a_size_that_is_not_a_positive_finite_number_is_a_usage_error_not_a_trac
     with pytest.raises(SystemExit) as stopped:
         main(["serve", "--root", ".", "--memory-budget", size])
     assert stopped.value.code == 2 and "must be positive and finite" in capsys.readouterr().err
+
+
+def test_shared_memory_given_as_a_bare_number_is_bytes_too_small_for_a_frame_and_says_what_to_write(capsys):
+    from bridge_server.cli import main
+
+    with pytest.raises(SystemExit) as stopped:
+        main(["serve", "--root", ".", "--shared-memory", "512"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "512 bytes holds no frame" in err and "512M" in err
+
+
+def test_the_same_frame_sent_again_and_again_with_other_pixels_fills_the_queue_and_hears_busy(farm):
+    """Each resend with other pixels waits behind the one queued and costs a frame later: they
+    count against --max-queued like any other frame, so a looping client cannot queue without end."""
+    with BridgeClient(farm.address, timeout=60) as client:
+        client.open_clip("resent", first_frame=FIRST, inline_outputs=True)
+    peer = RawPeer(farm.address)
+    pixels = [bytes([n]) * (16 * 16 * 3 * 4) for n in range(12)]
+    image = {"inline": {"buffer": 0, "shape": [16, 16, 3], "dtype": "float32"}}
+    for n, data in enumerate(pixels):  # frame FIRST + 5 never follows a made frame: each waits
+        peer.send(encode(request_header("frame", f"resend-{n}", clip="resent", frame=FIRST + 5, source=image), [data]))
+    replies = [peer.reply(30)[0] for _ in pixels]
+    peer.close()
+    codes = [reply["ok"] or reply["error"]["code"] for reply in replies]
+    assert codes.count("busy") == len(pixels) - 8, codes
+    assert still_serving(farm)

@@ -231,6 +231,7 @@ def test_a_hostile_clients_segments_and_regions_are_refused_by_name_and_the_brid
     plain.write_bytes(b"\x0f" * (4096 + 65536))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
+    lookalike = f"/memfd:rvm-bridge-test-{os.getpid()}"  # a real file named like a memfd (needs root)
     try:
         theirs = int(other.stdout.readline())
         refused = {
@@ -248,6 +249,10 @@ def test_a_hostile_clients_segments_and_regions_are_refused_by_name_and_the_brid
             "another process's memfd": (dict(fd=theirs, pid=other.pid), "token"),
             "over the bridge's limit": (dict(fd=keep(memfd(LIMIT + 4096)), nbytes=LIMIT + 4096), "limit"),
         }
+        if os.access("/", os.W_OK):
+            with open(lookalike, "wb") as named:
+                named.write(b"\x0f" * (4096 + 65536))
+            refused["a file named like a memfd"] = (dict(fd=keep(os.open(lookalike, os.O_RDWR))), "not a memfd")
         try:  # its faults can SIGBUS when no huge page is free; its token is never written, nor read
             huge = os.memfd_create("huge", os.MFD_HUGETLB | os.MFD_ALLOW_SEALING)
             os.ftruncate(huge, 2 << 20)
@@ -300,6 +305,8 @@ def test_a_hostile_clients_segments_and_regions_are_refused_by_name_and_the_brid
         sock.close()
         for fd in opened:
             os.close(fd)
+        if os.path.exists(lookalike):
+            os.remove(lookalike)
 
 
 

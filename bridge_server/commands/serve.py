@@ -25,6 +25,15 @@ def parse_size(text: str) -> int:
     return int(number * _UNITS[unit])
 
 
+def parse_shared_size(text: str) -> int:
+    """``--shared-memory``: a size of at least 1 MiB (a bare ``512`` is bytes, not megabytes)."""
+    size = parse_size(text)
+    if size < 1024 ** 2:
+        raise argparse.ArgumentTypeError(f"shared memory of {size} bytes holds no frame; give a size such as "
+                                         f"{text.strip()}M or 4G, or --no-shared-memory to offer none")
+    return size
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``serve`` to ``subparsers``."""
     p = subparsers.add_parser("serve", help="run a long-lived bridge server that mattes frames for hosts",
@@ -72,7 +81,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="largest image side, inline or read from a plate")
     p.add_argument("--max-message", type=parse_size, default=Limits.max_buffer_bytes, metavar="SIZE",
                    help="largest message part accepted (default 1G)")
-    p.add_argument("--shared-memory", type=parse_size, default=4 * 1024 ** 3, metavar="SIZE",
+    p.add_argument("--shared-memory", type=parse_shared_size, default=4 * 1024 ** 3, metavar="SIZE",
                    help="most bytes of clients' shared-memory segments mapped at once (default 4G; Linux only): "
                         "clients on this host lend memory for inline frames instead of sending them over ZeroMQ")
     p.add_argument("--no-shared-memory", action="store_true",
