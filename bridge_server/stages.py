@@ -282,7 +282,7 @@ class FramePipeline:
             del clip.outputs[entry.frame]
             return False
         made = dict(output.made, how="cache", made_as=output.made["how"], preroll_frames=0, exact=output.exact,
-                    head="")
+                    head="", batch=1)  # what this answer ran: no pre-roll, no network call
         for ticket in entry.tickets:
             if ticket.request.shared_outputs is not None and output.images:
                 # A copy into shared memory is not made holding the lock: the writers make it.
