@@ -19,7 +19,7 @@ import collections
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from .client.errors import TooManyClips, UnknownClip
 from .frame_order import ClipOrder
@@ -39,6 +39,7 @@ class Output:
     done: bool = False
     waiters: List[Any] = field(default_factory=list)
     made_at: float = 0.0
+    writing: Set[str] = field(default_factory=set)  # the plates its write makes (``plates`` once done)
 
     @property
     def nbytes(self) -> int:

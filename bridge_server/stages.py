@@ -272,10 +272,10 @@ class FramePipeline:
         if not output.exact and (exact_plan is None or exact_plan):
             return False
         wanted = set(self._outputs_of(clip)) if entry.write is None else entry.write
-        if not wanted <= set(output.plates):
+        if not wanted <= (set(output.plates) if output.done else output.writing):
             return False  # it was made without some plate now asked for
         if not output.done:
-            output.waiters.extend(entry.tickets)
+            output.waiters.extend(entry.tickets)  # answered when its plates are written
             return True
         if clip.settings["inline_outputs"] and not output.images:
             return False  # its pixels were dropped under the memory budget
@@ -286,7 +286,7 @@ class FramePipeline:
             del clip.outputs[entry.frame]
             return False
         made = dict(output.made, how="cache", made_as=output.made["how"], preroll_frames=0, exact=output.exact,
-                    head="")
+                    head="", batch=1)  # what this answer ran: no pre-roll, no network call
         for ticket in entry.tickets:
             if ticket.request.shared_outputs is not None and output.images:
                 # A copy into shared memory is not made holding the lock: the writers make it.
@@ -483,6 +483,8 @@ class FramePipeline:
             clip.frames_run += 1 + len(plan.preroll)
             output = clip.outputs[plan.frame] = Output(source.fingerprint, made, plan.exact,
                                                        waiters=list(job.tickets), made_at=now)
+            write = plan.pending.write
+            output.writing = {name for name in self._outputs_of(clip) if write is None or name in write}
         job.settled = True
         self.writers.submit(self._write, clip, plan.frame, job.state, result, output, plan.pending.write)
 

@@ -182,6 +182,20 @@ def test_on_torch_a_batched_shot_stays_within_float_rounding_of_the_shot_alone(s
             assert np.abs(made - alone).max() <= TORCH_BOUND, (index, frame)
 
 
+def test_scrubbing_back_to_a_frame_made_in_a_batch_serves_the_cached_plate_and_runs_no_batch(shots, bridge):
+    done = while_held(bridge.address, shots, "scrub",
+                      [lambda i=i: render_shot(bridge.address, shots, i, "scrub") for i in range(2)])
+    assert done[0][1][0].batch == 2
+    before = batching(bridge.address)
+    with BridgeClient(bridge.address, timeout=60) as client:
+        clip = client.open_clip("scrub-0", source=shots.patterns[0], first_frame=FIRST,
+                                outputs={"alpha": done[0][0]})
+        again = clip.frame(FIRST)
+    # Nothing ran for it: the reply (and the log line) must not say it ran in a batch of two.
+    assert (again.how, again.made_as, again.batch) == ("cache", "sequence", 1)
+    assert batching(bridge.address) == before
+
+
 def inline_frames(index: int, count: int = 4) -> list:
     frames = shot_frames(count + 6 * index)[6 * index:]
     return [InlineFrame(np.ascontiguousarray(f[:, ::-1] if index % 2 else f).tobytes(), SIZE, SIZE, 3, "float32")

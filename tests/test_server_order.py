@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -226,3 +227,50 @@ def test_the_same_frame_sent_with_another_plate_is_made_from_that_plate_not_merg
         peer.close()
     assert replies["two-a"]["ok"] and replies["two-b"]["ok"]
     assert clip_status(client, clip.id)["frames_run"] == 2  # one run per source, not one shared
+
+
+def test_a_frame_asked_for_again_while_its_plate_is_being_written_waits_for_that_plate(shot):
+    # Two artists on one shot: the second asks for the frame whose plate the first one's run is
+    # writing. It is answered with that plate once written, not pre-rolled and matted again.
+    from bridge_server.server import BridgeServer, ServerConfig
+
+    server = BridgeServer(ServerConfig(roots=[shot.root], address="tcp://127.0.0.1:0", preload=(), threads=1))
+    writing, release = threading.Event(), threading.Event()
+    write = server.engine.write
+
+    def held_write(*args, **kwargs):
+        writing.set()
+        release.wait(60)
+        return write(*args, **kwargs)
+
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    first, second, watcher = (BridgeClient(server.endpoint, timeout=60) for _ in range(3))
+    replies = {}
+    try:
+        clips = [open_sequence(client, shot, "being-written", "shared-shot") for client in (first, second)]
+        clips[0].frame(FIRST)
+        server.engine.write = held_write
+        ask = [threading.Thread(target=lambda n=n: replies.__setitem__(n, clips[n].frame(FIRST + 1))) for n in (0, 1)]
+        ask[0].start()
+        assert writing.wait(60)
+        ask[1].start()
+        # Once the second request is in and its clip has nothing queued or running, it has been planned.
+        for _ in range(3000):
+            status = clip_status(watcher, "shared-shot")
+            if sum(r.op == "frame" for r in (job.request for job in list(server.in_flight.values()))) == 2 \
+                    and not status["queued"] and not status["busy"]:
+                break
+            time.sleep(0.01)
+        release.set()
+        for thread in ask:
+            thread.join(60)
+        assert replies[1].preroll_frames == 0 and replies[1].plates == replies[0].plates, replies[1]
+        assert clip_status(watcher, "shared-shot")["frames_run"] == 2  # frames 1001 and 1002, once each
+        assert matches_reference(shot, "being-written", FIRST + 1)
+    finally:
+        release.set()
+        for client in (first, second, watcher):
+            client.close()
+        server.stop()
+        serving.join(30)
