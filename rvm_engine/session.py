@@ -288,7 +288,9 @@ def run_sessions(sessions: Sequence[MattingSession], frames: Sequence[Any],
 
 def _run_together(sessions: list[MattingSession], frames: list[Any],
                   numbers: list[Optional[int]]) -> list[Matte]:
-    """One network call for sessions of one ``batch_key``; the states change only if it succeeds."""
+    """One network call for sessions of one ``batch_key``. The recurrent states and frame numbers
+    change only if it succeeds; each session's frame size and ratio are fixed first (as ``run``
+    fixes them), so a failed batch run again one session at a time runs with the same ones."""
     lead = sessions[0]
     on_device = all(isinstance(frame, Tensor) for frame in frames)
     if not on_device and any(isinstance(frame, Tensor) for frame in frames):

@@ -6,7 +6,8 @@ standard library, ``pyzmq`` and itself (relative imports), and runs on Python 3.
 installer copies this folder as it is into a Nuke or Resolve plug-in, under any name.
 """
 
-from .client import BridgeClient, Clip, FrameRequest, FrameResult, InlineFrame
+from .client import BridgeClient
+from .clip import Clip, FrameRequest, FrameResult, InlineFrame
 from .errors import (
     AccessRefused,
     BadMessage,

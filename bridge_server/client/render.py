@@ -16,7 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from .client import BridgeClient, FrameRequest, FrameResult
+from .client import BridgeClient
+from .clip import FrameRequest, FrameResult
 from .errors import AccessRefused, BridgeError, BridgeTimeout
 from .pathmap import PathMap
 
