@@ -82,20 +82,21 @@ def shots(tmp_path_factory):
     return SimpleNamespace(root=root, patterns=patterns, auto=auto, torch=torch_alone, blocker=blocker)
 
 
-@pytest.fixture(scope="module")
-def bridge(shots):
-    server = start_bridge(shots.root, "--workers", "1", "--batch-max", "4", "--preroll-limit", "60",
-                          log=os.path.join(shots.root, "batch.log"))
+def one_worker_bridge(shots, batch_max: int, log: str):
+    server = start_bridge(shots.root, "--workers", "1", "--batch-max", str(batch_max), "--preroll-limit", "60",
+                          log=os.path.join(shots.root, log))
     yield server
     assert server.stop() == 0, server.log_tail()
+
+
+@pytest.fixture(scope="module")
+def bridge(shots):
+    yield from one_worker_bridge(shots, 4, "batch.log")
 
 
 @pytest.fixture(scope="module")
 def bridge_off(shots):
-    server = start_bridge(shots.root, "--workers", "1", "--batch-max", "1", "--preroll-limit", "60",
-                          log=os.path.join(shots.root, "off.log"))
-    yield server
-    assert server.stop() == 0, server.log_tail()
+    yield from one_worker_bridge(shots, 1, "off.log")
 
 
 def at_once(calls):

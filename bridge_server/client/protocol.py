@@ -69,6 +69,12 @@ class Limits:
     max_image_pixels: int = 8192 * 8192
 
 
+def image_bytes(shape: Tuple[int, int, int], dtype: str) -> int:
+    """Bytes of an ``(height, width, channels)`` image of ``dtype`` laid out as an inline buffer."""
+    height, width, channels = shape
+    return height * width * channels * INLINE_DTYPES[dtype]
+
+
 @dataclass(frozen=True)
 class InlineImage:
     """An image carried in a message buffer: ``shape`` is ``(height, width, channels)``."""
@@ -79,8 +85,7 @@ class InlineImage:
 
     @property
     def nbytes(self) -> int:
-        height, width, channels = self.shape
-        return height * width * channels * INLINE_DTYPES[self.dtype]
+        return image_bytes(self.shape, self.dtype)
 
 
 @dataclass(frozen=True)
@@ -110,8 +115,7 @@ class SharedImage:
 
     @property
     def region(self) -> SharedRegion:
-        height, width, channels = self.shape
-        return SharedRegion(self.segment, self.offset, height * width * channels * INLINE_DTYPES[self.dtype])
+        return SharedRegion(self.segment, self.offset, image_bytes(self.shape, self.dtype))
 
 
 @dataclass(frozen=True)
