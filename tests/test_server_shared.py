@@ -93,6 +93,32 @@ def test_a_stream_clip_through_shared_memory_makes_the_zeromq_paths_plates_and_o
     assert memfds_open() == []
 
 
+def test_a_host_that_keeps_its_own_buffers_gets_each_frames_outputs_there_both_ways(bridge):
+    """A host reusing its image buffers from frame to frame (``into``) gets the outputs copied
+    there, equal to the outputs handed over as new bytes; a buffer of the wrong size is named."""
+    from bridge_server.client import FrameRequest
+    from bridge_server.client.errors import BadParameter
+
+    for shared in (True, False):
+        with BridgeClient(bridge.address, timeout=60, shared_memory=shared) as client:
+            clip = client.open_clip(f"into-{shared}", first_frame=FIRST, inline_outputs=True, inline_dtype="float32")
+            fresh = list(clip.frames(frames(count=3), window=2))
+            clip.close()
+            clip = client.open_clip(f"into-again-{shared}", first_frame=FIRST, inline_outputs=True,
+                                    inline_dtype="float32")
+            alpha, foreground = np.zeros((SIZE, SIZE, 1), np.float32), np.zeros((SIZE, SIZE, 3), np.float32)
+            kept = {"alpha": alpha, "foreground": foreground}
+            for want, (number, _, image) in zip(fresh, frames(count=3)):
+                got = next(clip.frames([FrameRequest(number, image=image, into=kept)], window=1))
+                assert got.images["alpha"].data is alpha and got.images["foreground"].data is foreground
+                assert alpha.tobytes() == want.images["alpha"].data
+                assert foreground.tobytes() == want.images["foreground"].data
+            assert ("shared_in" in got.timings) is shared
+            with pytest.raises(BadParameter, match="into\\['alpha'\\] holds 4 bytes"):
+                clip.frame(FIRST + 3, image=frames(count=4)[3][2], into={"alpha": bytearray(4)})
+            clip.close()
+
+
 def test_a_bridge_that_lost_the_clients_segment_is_lent_it_again_and_the_frames_go_on(bridge):
     with BridgeClient(bridge.address, timeout=60) as client:
         clip = client.open_clip("relent", first_frame=FIRST, inline_outputs=True)

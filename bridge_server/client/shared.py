@@ -100,13 +100,18 @@ class Slot:
     def output_spec(self) -> Dict[str, Any]:
         return {"segment": self.segment.id, "offset": self.outputs, "bytes": self.end - self.outputs}
 
-    def read(self, name: str, spec: Dict[str, Any], nbytes: int) -> bytes:
-        """A copy of the output the reply names (it must lie in this slot's output room)."""
+    def read(self, name: str, spec: Dict[str, Any], nbytes: int, into: Optional[memoryview] = None) -> Any:
+        """A copy of the output the reply names (it must lie in this slot's output room), made in
+        ``into`` (``nbytes`` writable bytes) when given, else as new bytes."""
         offset = spec.get("offset")
         if spec.get("segment") != self.segment.id or not isinstance(offset, int) or isinstance(offset, bool) \
                 or not self.outputs <= offset <= offset + nbytes <= self.end:
             raise BadBuffer(f"reply's inline {name!r} names shared memory outside this frame's slot")
-        return self.segment.memory[offset:offset + nbytes]
+        if into is None:
+            return self.segment.memory[offset:offset + nbytes]
+        with memoryview(self.segment.memory) as memory:
+            into[:] = memory[offset:offset + nbytes]
+        return into
 
 
 class SharedFrames:
