@@ -122,6 +122,8 @@ class TorchColour:
     # -- out of the model -----------------------------------------------------------------------
     def from_model(self, model: Tensor) -> Tensor:
         """Model-space ``[3, ...]`` in 0..1 (values outside are read as 0 or 1) -> plate space ``[3, ...]``."""
+        if self.identity:  # the plate is in the model's space: nothing was baked
+            return model.clamp(0.0, 1.0)
         shape = model.shape
         flat = model.reshape(3, -1)
         position = flat.clamp(0.0, 1.0).mul_(_INVERSE_KNOTS - 1)

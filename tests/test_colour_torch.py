@@ -104,6 +104,9 @@ def test_an_srgb_plate_goes_through_torch_exactly_as_through_numpy():
     got = baked.foreground_to_plate(model_chw(fgr), model_chw(model), torch.from_numpy(plate),
                                     alpha=torch.from_numpy(alpha))
     assert np.array_equal(got.numpy(), expected)
+    # Out of the model's space into the plate's is nothing for an sRGB plate (values read in 0..1).
+    back = baked.from_model(model_chw(np.clip(model, 0, 1) * 1.5 - 0.25))
+    assert np.array_equal(hwc(back), np.clip(np.clip(model, 0, 1) * 1.5 - 0.25, 0, 1))
 
 
 def test_a_display_view_and_a_log_plate_stay_on_ocio_and_the_log_says_so_once(caplog):
