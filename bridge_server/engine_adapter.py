@@ -42,8 +42,9 @@ class Engine:
 
     compressions = EXR_COMPRESSIONS
 
-    def __init__(self, device: str = "cpu", threads: Optional[int] = None) -> None:
+    def __init__(self, device: str = "cpu", threads: Optional[int] = None, colour_on: str = "auto") -> None:
         self.device = device
+        self.colour_on = colour_on  # ClipSettings.colour_on for every clip (serve --colour-on)
         if threads:
             # Several workers each running a many-threaded network on few cores spend their
             # time spinning; one or two threads per worker is far faster on a CPU server.
@@ -61,7 +62,7 @@ class Engine:
             downsample_ratio=settings["downsample_ratio"], framing=settings["framing"], colour_space=settings["colour_space"],
             ocio_config=settings["ocio_config"], to_model=settings["to_model"],
             rgba_premultiplied=settings["rgba_premultiplied"], precision=settings["precision"], device=self.device,
-            backend=settings["backend"],
+            backend=settings["backend"], colour_on=self.colour_on,
             alpha=outputs["alpha"], foreground=outputs["foreground"], rgba=outputs["rgba"],
             pixel_type=settings["pixel_type"], compression=settings["compression"], layer=settings["layer"])
 

@@ -93,6 +93,7 @@ class ServerConfig:
     remembered_replies: int = 4096
     ready_file: Optional[str] = None
     shared_memory: int = 4 * 1024 ** 3  # bytes of clients' segments mapped at most; 0: none offered
+    colour_on: str = "auto"  # where every clip's colour runs: auto (torch on CUDA, OCIO on the CPU), ocio, torch
 
     def batch_size(self) -> int:
         """The most clips' frames one network call runs: ``batch_max``, else by device."""
@@ -116,6 +117,10 @@ class ServerConfig:
             raise BadParameter(f"batch-max {self.batch_max} must be at least 1 (1: each frame alone)")
         if self.threads is not None and self.threads < 1:
             raise BadParameter(f"threads {self.threads} must be at least 1")
+        from rvm_engine.clip import COLOUR_ON  # torch comes with it: not at import time
+
+        if self.colour_on not in COLOUR_ON:
+            raise BadParameter(f"colour-on {self.colour_on!r} is not one of {', '.join(COLOUR_ON)}")
         if self.shared_memory < 0:
             raise BadParameter(f"shared-memory {self.shared_memory} must be 0 (none) or more bytes")
         if self.limits.max_image_side < 1:
@@ -145,7 +150,7 @@ class BridgeServer:
         self.roots = PlateRoots(config.roots)
         if engine is None:
             from .engine_adapter import Engine
-            engine = Engine(config.device, config.threads)
+            engine = Engine(config.device, config.threads, config.colour_on)
         self.config = config
         self.engine = engine
         self.lock = threading.Condition()

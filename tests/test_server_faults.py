@@ -517,6 +517,13 @@ def test_shared_memory_given_as_a_bare_number_is_bytes_too_small_for_a_frame_and
     assert stopped.value.code == 2 and "512 bytes holds no frame" in err and "512M" in err
 
 
+def test_a_colour_road_that_does_not_exist_is_refused_before_the_bridge_starts(tmp_path, capsys):
+    from bridge_server.cli import main
+
+    assert main(["serve", "--root", str(tmp_path), "--colour-on", "gpu"]) == 2
+    assert "colour-on 'gpu' is not one of auto, ocio, torch" in capsys.readouterr().err
+
+
 def test_the_same_frame_sent_again_and_again_with_other_pixels_fills_the_queue_and_hears_busy(farm):
     """Each resend with other pixels waits behind the one queued and costs a frame later: they
     count against --max-queued like any other frame, so a looping client cannot queue without end."""

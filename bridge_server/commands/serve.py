@@ -56,6 +56,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         "pre-roll) run as one batch, each on its own state (default 8 on CUDA, 1 = off on the CPU, "
                         "where batches were no faster). A frame made in a batch equals the one made alone within "
                         "float rounding (about 1e-5), not bit for bit")
+    p.add_argument("--colour-on", default="auto", metavar="auto|ocio|torch",
+                   help="where every clip's colour conversion runs: auto (torch on CUDA, OCIO on the CPU), ocio "
+                        "(OCIO on the CPU always: a GPU bridge whose plates must equal a CPU render's to the bit) "
+                        "or torch (OCIO baked into torch LUTs, within 1e-4 of OCIO; on a CPU bridge it runs the "
+                        "GPU road, for tests). Transforms that do not bake stay on OCIO whatever this says")
     p.add_argument("--max-heads", type=int, default=4,
                    help="recurrent states kept per clip, for interleaved chunks (default 4)")
     p.add_argument("--head-live", type=float, default=30.0, metavar="SECONDS",
@@ -105,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             preroll_limit=args.preroll_limit, cold_preroll=args.cold_preroll, inline_wait=args.inline_wait,
             preload=[v for v in args.preload.split(",") if v], max_heads=args.max_heads, head_live=args.head_live,
             threads=args.threads, batch_max=args.batch_max, path_map=PathMap.parse(";".join(args.path_map)), ready_file=args.ready_file,
-            shared_memory=0 if args.no_shared_memory else args.shared_memory,
+            shared_memory=0 if args.no_shared_memory else args.shared_memory, colour_on=args.colour_on,
             limits=Limits(max_buffer_bytes=args.max_message, max_image_side=args.max_image_side,
                           max_image_pixels=min(Limits.max_image_pixels, args.max_image_side ** 2)))
         server = BridgeServer(config)
