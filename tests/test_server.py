@@ -5,6 +5,7 @@ matte, status, and retries that attach to a run in progress instead of running i
 from __future__ import annotations
 
 import os
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -161,6 +162,11 @@ def test_a_retry_reaching_a_frame_still_running_attaches_to_it_and_the_frame_run
     first_try, second_try, busy_peer = RawPeer(client.address), RawPeer(client.address), RawPeer(client.address)
     try:
         busy_peer.send(encode(request_header("frame", "long-run", clip=busy.id, frame=FIRST + 50)))
+        # Sent on three connections, the requests may arrive in any order: the retried frame waits
+        # only once the worker is known to be pre-rolling (else it can run and finish first).
+        deadline = time.monotonic() + 60
+        while not clip_status(client, busy.id)["busy"] and time.monotonic() < deadline:
+            time.sleep(0.01)
         message = encode(request_header("frame", "retry-1001", clip=waiting.id, frame=FIRST))
         first_try.send(message)
         second_try.send(message)

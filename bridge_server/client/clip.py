@@ -103,7 +103,7 @@ def _reply_images(header: Dict[str, Any], buffers: List[bytes], slot: Optional[S
     buffer is not writable or not the image's size."""
     images = {}
     for name, spec in _object(header, "inline").items():
-        target = _target(into, str(name))
+        target = None if into is None else into.get(str(name))
         if isinstance(spec, dict) and "segment" in spec:
             if slot is None:
                 raise BadBuffer(f"reply's inline {name!r} names shared memory this frame did not lend")
@@ -120,14 +120,9 @@ def _reply_images(header: Dict[str, Any], buffers: List[bytes], slot: Optional[S
             fitted = _fitted(target, str(name), image.nbytes)
             if fitted is not None:
                 fitted[:] = memoryview(data).cast("B")
-                data = target
         height, width, channels = image.shape
         images[str(name)] = InlineFrame(data if target is None else target, height, width, channels, image.dtype)
     return images
-
-
-def _target(into: Optional[Dict[str, Any]], name: str) -> Any:
-    return None if into is None else into.get(name)
 
 
 def _fitted(target: Any, name: str, nbytes: int) -> Optional[memoryview]:
