@@ -194,12 +194,18 @@ def free_address():
         return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
 
 
-def test_a_missing_server_is_said_with_the_command_that_starts_one(nuke, show):
+def node_with_no_bridge(nuke, show):
+    """An RVMMatte node in a GUI session pointed at an address where no bridge answers."""
     session(nuke, show, gui=True)
     group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
     address = free_address()
     group["server"].setValue(address)
     group["timeout"].setValue(2)
+    return group, address
+
+
+def test_a_missing_server_is_said_with_the_command_that_starts_one(nuke, show):
+    group, address = node_with_no_bridge(nuke, show)
     group["render"].execute()
     said = nuke.state.messages[-1]
     assert said.startswith(f"No bridge answers at {address}. Start one on the machine with the GPU:")
@@ -795,11 +801,7 @@ def test_try_ratios_on_a_plain_read_sends_its_files_and_use_suggested_first_says
 
 
 def test_try_ratios_with_no_bridge_says_how_to_start_one(nuke, show):
-    session(nuke, show, gui=True)
-    group = rvm_node(nuke, show, plate_read(nuke, show["pattern"]))
-    address = free_address()
-    group["server"].setValue(address)
-    group["timeout"].setValue(2)
+    group, address = node_with_no_bridge(nuke, show)
     group["try_ratios"].execute()
     said = nuke.state.messages[-1]
     assert said.startswith(f"No bridge answers at {address}. Start one on the machine with the GPU:")
