@@ -5,7 +5,10 @@ Every contender runs the same frames once per round, in turn, for ``--rounds`` r
 neighbour's load on a shared machine falls on all of them alike; the figures to quote are the
 ratios. Our backends run through ``MattingSession`` (input checks and state handling included);
 the official export runs bare, as in bench_engine.py, and so do our ONNX Runtime and OpenVINO
-steps in the rows marked "step alone" (the same network work as the official rows).
+steps in the rows marked "step alone" (the same network work as the official rows). The row
+"official export, onnxruntime, plates back" adds to the official export the work a session does
+(the finite check, the clamp, the foreground interleaved again), done the plain numpy way: the
+like-for-like figure for the "ours ... float32" rows.
     .venv/bin/python bench/bench_backends.py                       # 1920x1080 @ 0.25 and 3840x2160 @ 0.125
     .venv/bin/python bench/bench_backends.py --sizes 1920x1080@0.25 --frames 4 --rounds 3
 """
@@ -48,8 +51,12 @@ def _bare_step(model, backend: str, ratio: float, height: int, width: int) -> Ca
 
 
 def _official_step(runtime: str, export: str, ratio: float, precision: str,
-                   tuned: bool = False) -> Callable[[np.ndarray], None]:
-    """The official export run bare: src [1,3,H,W], states starting as [1,1,1,1] zeros, the ratio an input."""
+                   tuned: bool = False, plates: bool = False) -> Callable[[np.ndarray], None]:
+    """The official export run bare: src [1,3,H,W], states starting as [1,1,1,1] zeros, the ratio an input.
+
+    ``plates``: with the work a session does to give plates back, made the plain numpy way (the
+    finite check, the clamp in the copy to planes, the foreground interleaved again as [H,W,3]):
+    the official export doing what "ours ... float32" rows do."""
     rec = [np.zeros((1, 1, 1, 1), np.float32)] * 4
     ratio_in = np.array([ratio], np.float32)
     threads = torch.get_num_threads()
@@ -58,12 +65,9 @@ def _official_step(runtime: str, export: str, ratio: float, precision: str,
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        disabled = []
         if tuned:  # our backend's settings, to tell what the graph gives from what the settings give
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            disabled = ["NchwcTransformer"]
-        session = ort.InferenceSession(export, options, providers=["CPUExecutionProvider"],
-                                       disabled_optimizers=disabled)
+        session = ort.InferenceSession(export, options, providers=["CPUExecutionProvider"])
 
         def run(inputs: dict) -> list:
             return session.run(None, inputs)
@@ -83,9 +87,17 @@ def _official_step(runtime: str, export: str, ratio: float, precision: str,
 
     def step(frame: np.ndarray) -> None:
         nonlocal rec
-        src = np.ascontiguousarray(frame.transpose(2, 0, 1)[None])
+        if plates:
+            if not (np.isfinite(frame.min()) and np.isfinite(frame.max())):
+                raise ValueError("frame is not finite")
+            src = np.clip(frame.transpose(2, 0, 1)[None], 0.0, 1.0)
+        else:
+            src = np.ascontiguousarray(frame.transpose(2, 0, 1)[None])
         out = run({"src": src, "r1i": rec[0], "r2i": rec[1], "r3i": rec[2], "r4i": rec[3], "downsample_ratio": ratio_in})
         rec = out[2:]
+        if plates:
+            np.ascontiguousarray(out[0][0].transpose(1, 2, 0))
+            np.ascontiguousarray(out[1][0, 0])
     return step
 
 
@@ -115,6 +127,8 @@ def bench_size(width: int, height: int, ratio: float, frames_count: int, rounds:
         if precision == "float32" and is_installed("onnxruntime"):
             contenders["official export, onnxruntime, our settings"] = _official_step(
                 "onnxruntime", export_file.name, ratio, precision, tuned=True)
+            contenders["official export, onnxruntime, plates back"] = _official_step(
+                "onnxruntime", export_file.name, ratio, precision, plates=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for step in contenders.values():  # warm-up: exports, compilation, first-frame allocations

@@ -17,12 +17,13 @@ emulate it, slower than float32, so the session warns and runs float32 instead.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import threading
 import warnings
 import weakref
 from collections import OrderedDict
-from typing import Any, Protocol
+from typing import Any, Iterator, Optional, Protocol
 
 import numpy as np
 import torch
@@ -41,8 +42,45 @@ class BackendError(FrameInputError):
     """A backend or precision that cannot run here (not installed, not on this device)."""
 
 
+class Scratch:
+    """Full-size float32 arrays a step's callers reuse between frames (the clamped frame, the
+    foreground's planes before they are interleaved), one idle array per role and shape.
+
+    Fresh memory is paid for on first touch, a page fault a page: on the development VMs filling
+    a new 4K frame cost 44-175 ms against 12 ms for the same copy into a reused one. A caller
+    borrows, and gives back when done; a second caller at the same time gets a new array, and
+    only one goes back. Held as long as the step is built (``MAX_ENGINES`` shapes at most).
+    """
+
+    MAX_IDLE = 4
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def borrow(self, role: str, shape: tuple[int, ...]) -> Iterator[np.ndarray]:
+        key = (role, tuple(int(n) for n in shape))
+        with self._lock:
+            array = self._idle.pop(key, None)
+        if array is None:
+            array = np.empty(key[1], np.float32)
+        try:
+            yield array
+        finally:
+            with self._lock:
+                if key not in self._idle and len(self._idle) < self.MAX_IDLE:
+                    self._idle[key] = array
+
+
 class FrameStep(Protocol):
-    def run(self, src: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]: ...
+    scratch: Scratch
+
+    def run(self, src: np.ndarray, states: list[np.ndarray],
+            fgr: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """``src [B,3,H,W]`` (contiguous, clamped) and the states in; ``fgr``, ``pha``, the states
+        out. With ``fgr`` given the foreground is written into it (and it is returned)."""
+        ...
 
 
 def is_installed(backend: str) -> bool:
@@ -87,19 +125,36 @@ class OnnxRuntimeStep:
     def __init__(self, graph: str, threads: int) -> None:
         import onnxruntime as ort
 
+        self.scratch = Scratch()
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle pool threads sleep rather than spin: torch's threads do the frame's checks and
         # copies between runs, and spinning ORT threads slowed those tenfold on 2 cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # The NCHWc layout pass turns the refiner's full-size resize into a slower blocked
-        # Upsample plus a reorder: 658 against 572 ms a 4K frame (0.125) without it, 1080p even.
-        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"],
-                                             disabled_optimizers=["NchwcTransformer"])
+        # The NCHWc layout pass (blocked convolutions) stays on: with the refiner's full-size step
+        # in fewer passes (graph version 4) it is 1.06x (4K at 0.125) and 1.18x (1080p at 0.25)
+        # the graph without it; on version 3 it had made the full-size resize slower.
+        self._session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
-    def run(self, src: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
-        fgr, pha, *rec = self._session.run(None, {"src": src, **dict(zip(STATE_INPUTS, states))})
+    def run(self, src: np.ndarray, states: list[np.ndarray],
+            fgr: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        feed = {"src": src, **dict(zip(STATE_INPUTS, states))}
+        if fgr is None:
+            fgr, pha, *rec = self._session.run(None, feed)
+            return fgr, pha, rec
+        # The runtime writes the foreground into the caller's (reused) array and alpha into a new
+        # one of ours, instead of new arrays of its own that would be copied again.
+        binding = self._session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, value)
+        pha = np.empty((src.shape[0], 1, *src.shape[2:]), np.float32)
+        for name, array in (("fgr", fgr), ("pha", pha)):
+            binding.bind_output(name, "cpu", 0, np.float32, list(array.shape), array.ctypes.data)
+        for name in OUTPUTS[2:]:
+            binding.bind_output(name, "cpu")
+        self._session.run_with_iobinding(binding)
+        rec = [value.numpy() for value in binding.get_outputs()[2:]]
         return fgr, pha, rec
 
 
@@ -107,6 +162,7 @@ class OpenVinoStep:
     def __init__(self, graph: str, threads: int, precision: str) -> None:
         import openvino as ov
 
+        self.scratch = Scratch()
         core = ov.Core()
         hint = "bf16" if precision == "bfloat16" else "f32"  # say f32: on bf16 CPUs OpenVINO defaults to bf16
         network = core.read_model(graph)
@@ -118,13 +174,18 @@ class OpenVinoStep:
         self._outputs = [self._compiled.output(name) for name in OUTPUTS]
         self._local = threading.local()  # an infer request serves one thread at a time
 
-    def run(self, src: np.ndarray, states: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    def run(self, src: np.ndarray, states: list[np.ndarray],
+            fgr: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         request = getattr(self._local, "request", None)
         if request is None:
             request = self._local.request = self._compiled.create_infer_request()
         request.infer({"src": src, **dict(zip(STATE_INPUTS, states))})
         # The request's output tensors are overwritten by its next frame: copy them out.
-        fgr, pha, *rec = (np.array(request.get_tensor(output).data, copy=True) for output in self._outputs)
+        if fgr is not None:
+            np.copyto(fgr, request.get_tensor(self._outputs[0]).data)
+        else:
+            fgr = np.array(request.get_tensor(self._outputs[0]).data, copy=True)
+        pha, *rec = (np.array(request.get_tensor(output).data, copy=True) for output in self._outputs[1:])
         return fgr, pha, rec
 
 

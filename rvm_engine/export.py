@@ -28,7 +28,8 @@ from .model import MattingNetwork
 from .weights import cache_dir
 
 OPSET = 17
-GRAPH_VERSION = 3  # in the cache key: raise it when what is exported changes (2: no input clamp; 3: free batch)
+GRAPH_VERSION = 4  # in the cache key: raise it when what is exported changes (2: no input clamp; 3: free batch;
+#                   4: the refiner's full-size step in fewer passes)
 STATE_INPUTS = ("r1i", "r2i", "r3i", "r4i")
 OUTPUTS = ("fgr", "pha", "r1o", "r2o", "r3o", "r4o")
 _export_lock = threading.Lock()

@@ -109,8 +109,11 @@ class MattingNetwork(nn.Module):
             return [self.project_seg(hid), *rec]
         fgr_residual, pha = self.project_mat(hid).split([3, 1], dim=-3)
         if downsample_ratio != 1:
-            # At full resolution there is nothing to refine: the official model skips it.
-            fgr_residual, pha = self.refiner(src, src_sm, fgr_residual, pha, hid)
+            # The refiner makes the final fgr and pha at full size (the residual added and both
+            # clamped in its own passes). At full resolution there is nothing to refine: the
+            # official model skips it.
+            fgr, pha = self.refiner(src, src_sm, fgr_residual, pha, hid)
+            return [fgr, pha, *rec]
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
         return [fgr, pha.clamp(0.0, 1.0), *rec]
 

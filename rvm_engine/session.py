@@ -27,6 +27,20 @@ PRECISIONS = {"float32": torch.float32, "float16": torch.float16, "bfloat16": to
 BATCH_BACKENDS = ("torch", "onnxruntime")
 
 
+def _states_in(states: list[Any], dtype: torch.dtype) -> list[Any]:
+    return [None if state is None else state.to(dtype) for state in states]
+
+
+def interleaved(planes: np.ndarray) -> np.ndarray:
+    """``[N,C,H,W]`` -> contiguous ``[N,H,W,C]``, a plane at a time: numpy's strided copy of the
+    whole transpose is 1.6x slower (24 against 15 ms a 4K frame)."""
+    out = np.empty((planes.shape[0], *planes.shape[2:], planes.shape[1]), planes.dtype)
+    for frame, planes_of_frame in zip(out, planes):  # 2-D copies: numpy walks [N,H,W] views slowly
+        for channel, plane in enumerate(planes_of_frame):
+            frame[..., channel] = plane
+    return out
+
+
 class MattingSession:
     """One clip's matting state.
 
@@ -134,10 +148,14 @@ class MattingSession:
         src = src.to(self.device, torch.float32, non_blocking=True)
         if src.shape[0] == 1 and cuda_step.graphs_enabled(self.device):
             return self._run_static(src, ratio, frame)
-        # Reduced precision through autocast: the shared model keeps its float32 weights.
-        reduced = self.dtype != torch.float32
-        with torch.inference_mode(), torch.autocast(self.device.type, dtype=self.dtype, enabled=reduced):
-            fgr, pha, *rec = self.model(src, *self._rec, downsample_ratio=ratio)
+        # Reduced precision runs a copy of the model cast to it (made once, kept; the shared model
+        # keeps its float32 weights), as the official speed test does: bfloat16 on the CPU ran
+        # 1.27x float32 against 1.08x under autocast, whose per-op casts cost (1080p, 0.25).
+        src = check_source(src, ratio)
+        net = cuda_step.model_in(self.model, self.dtype)
+        with torch.inference_mode():
+            r1, r2, r3, r4 = _states_in(self._rec, self.dtype)
+            fgr, pha, *rec = net.matte(src.to(self.dtype), r1, r2, r3, r4, ratio)
         self._rec = list(rec)
         self.frames_run += src.shape[1] if src.ndim == 5 else src.shape[0]
         self.frame = frame
@@ -159,25 +177,30 @@ class MattingSession:
         lead = src.shape[:-3]
         return torch.cat(fgrs).reshape(*lead, *fgrs[0].shape[1:]), torch.cat(phas).reshape(*lead, *phas[0].shape[1:])
 
-    def _run_frames(self, frames: np.ndarray, ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    def _run_frames(self, frames: np.ndarray, ratio: float,
+                    interleave: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """``frames`` ``[N,3,H,W]`` float32 (one clip's, in order; any strides) through the session's
-        ONNX Runtime or OpenVINO step; returns ``fgr [N,3,H,W]`` and ``pha [N,1,H,W]``. Numpy
+        ONNX Runtime or OpenVINO step; returns ``fgr [N,3,H,W]`` and ``pha [N,1,H,W]``, or with
+        ``interleave`` ``fgr [N,H,W,3]`` and ``pha [N,H,W]`` (what plates hold). Numpy
         throughout: on a busy CPU torch's thread pool made each copy and check between frames
         several times slower."""
         # The torch model's checks (shape, finite values, ratio), then its clamp to 0..1 made in
         # the one pass that copies the frames into the contiguous NCHW the runtimes take.
         check_source(torch.from_numpy(frames), ratio, clamp=False)
-        frames = np.clip(frames, 0.0, 1.0, out=np.empty(frames.shape, np.float32))
-        height, width = frames.shape[-2:]
+        count, _, height, width = frames.shape
         step = backends.frame_step(self.model, self.backend, self.precision, height, width, ratio)
         if self._rec[0] is None:
             self._rec = backends.cold_states(self.model, height, width, ratio)
         fgrs, phas = [], []
-        for frame in frames:
-            fgr, pha, self._rec = step.run(frame[None], self._rec)
-            fgrs.append(fgr)
-            phas.append(pha)
-            self.frames_run += 1
+        with step.scratch.borrow("src", frames.shape) as clamped, \
+                step.scratch.borrow("fgr", (1, 3, height, width)) as planes:
+            np.clip(frames, 0.0, 1.0, out=clamped)
+            for frame in clamped:
+                # Interleaved results are made from planes the step writes into reused memory.
+                fgr, pha, self._rec = step.run(frame[None], self._rec, planes if interleave else None)
+                fgrs.append(interleaved(fgr) if interleave else fgr)
+                phas.append(pha[:, 0] if interleave else pha)
+                self.frames_run += 1
         if len(fgrs) == 1:
             return fgrs[0], phas[0]
         return np.concatenate(fgrs), np.concatenate(phas)
@@ -196,9 +219,10 @@ class MattingSession:
             raise FrameInputError(f"frames have shape {frames.shape}; expected [T,H,W,3] RGB")
         if self.backend != "torch":
             ratio = self._prepare(int(frames.shape[1]), int(frames.shape[2]))
-            fgr_nchw, pha_nchw = self._run_frames(np.asarray(frames, np.float32).transpose(0, 3, 1, 2), ratio)
+            fgr_hwc, pha_hw = self._run_frames(np.asarray(frames, np.float32).transpose(0, 3, 1, 2), ratio,
+                                               interleave=True)
             self.frame = last_frame
-            return np.ascontiguousarray(fgr_nchw.transpose(0, 2, 3, 1)), np.ascontiguousarray(pha_nchw[:, 0])
+            return fgr_hwc, pha_hw
         src = self._upload(np.ascontiguousarray(frames, dtype=np.float32))
         fgr, pha = self.run_tensor(src, last_frame)
         # Reorder on the device, so the copy back is one contiguous block.
@@ -313,16 +337,12 @@ def _run_together(sessions: list[MattingSession], frames: list[Any],
         rec: list[Any] = [None] * 4 if warm is None else [
             torch.cat([torch.zeros_like(warm[k]) if c else s._rec[k] for s, c in zip(sessions, cold)])
             for k in range(4)]
-        if lead.device.type == "cuda":  # as a clip alone there: the model cast to the precision (cuda_step)
-            net = cuda_step.model_in(lead.model, lead.dtype)
-            with torch.inference_mode():
-                fgr, pha, *rec = net(src.to(lead.dtype), *[None if r is None else r.to(lead.dtype) for r in rec],
-                                     downsample_ratio=ratio)
-        else:
-            reduced = lead.dtype != torch.float32
-            with torch.inference_mode(), torch.autocast(lead.device.type, dtype=lead.dtype, enabled=reduced):
-                fgr, pha, *rec = lead.model(src, *rec, downsample_ratio=ratio)
-        states = [[r[i:i + 1].clone() for r in rec] for i in range(len(sessions))]
+        net = cuda_step.model_in(lead.model, lead.dtype)  # as a clip alone: the model cast to the precision
+        src = check_source(src, ratio)
+        with torch.inference_mode():
+            r1, r2, r3, r4 = _states_in(rec, lead.dtype)
+            fgr, pha, *rec = net.matte(src.to(lead.dtype), r1, r2, r3, r4, ratio)
+        states: list[list[Any]] = [[r[i:i + 1].clone() for r in rec] for i in range(len(sessions))]
         if batch is None:  # tensors in, tensors out, on the device
             outputs = [(fgr[i, 0].clone(), pha[i, 0, 0].clone()) for i in range(len(sessions))]
         else:
@@ -333,13 +353,14 @@ def _run_together(sessions: list[MattingSession], frames: list[Any],
         assert batch is not None  # frames on the device were brought to the host above
         nchw = batch.transpose(0, 3, 1, 2)
         check_source(torch.from_numpy(nchw), ratio, clamp=False)
-        nchw = np.clip(nchw, 0.0, 1.0, out=np.empty(nchw.shape, np.float32))
         step = backends.frame_step(lead.model, lead.backend, lead.precision, height, width, ratio)
         zeros = backends.cold_states(lead.model, height, width, ratio)
         inputs = [np.concatenate([zeros[k] if c else s._rec[k] for s, c in zip(sessions, cold)]) for k in range(4)]
-        fgr_nchw, pha_nchw, rec_out = step.run(nchw, inputs)
-        fgrs = np.ascontiguousarray(fgr_nchw.transpose(0, 2, 3, 1))
-        phas = np.ascontiguousarray(pha_nchw[:, 0])
+        with step.scratch.borrow("src", nchw.shape) as clamped, step.scratch.borrow("fgr", nchw.shape) as planes:
+            np.clip(nchw, 0.0, 1.0, out=clamped)
+            _, pha_nchw, rec_out = step.run(clamped, inputs, planes)
+            fgrs = interleaved(planes)
+        phas = pha_nchw[:, 0]
         states = [[r[i:i + 1].copy() for r in rec_out] for i in range(len(sessions))]
         outputs = [(fgrs[i].copy(), phas[i].copy()) for i in range(len(sessions))]
         if on_device:  # tensor frames get tensors back, as run_tensor gives them

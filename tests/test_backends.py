@@ -189,3 +189,39 @@ def test_a_server_fed_frames_of_many_sizes_keeps_only_the_latest_engines_built(m
                                                   ("onnxruntime", "float32", 64, 64, 1.0)]
     backends.frame_step(rvm_model, "onnxruntime", "float32", 48, 48, 1.0)
     assert built == ["32x32", "48x48", "64x64", "48x48"]
+
+
+def test_scratch_lends_one_array_per_role_and_shape_again_and_a_new_one_to_a_second_borrower():
+    scratch = backends.Scratch()
+    with scratch.borrow("src", (1, 3, 4, 5)) as first:
+        assert first.shape == (1, 3, 4, 5) and first.dtype == np.float32
+        with scratch.borrow("src", (1, 3, 4, 5)) as second:  # in use: a second borrower gets its own
+            assert second is not first
+        with scratch.borrow("fgr", (1, 3, 4, 5)) as other_role:
+            assert other_role is not first and other_role is not second
+    with scratch.borrow("src", (1, 3, 4, 5)) as again:
+        assert again is second or again is first  # one of them was kept, not a fresh array
+    kept = again
+    with scratch.borrow("src", (1, 3, 4, 6)) as other_shape:
+        assert other_shape is not kept
+    for width in range(10):  # at most MAX_IDLE arrays stay idle
+        with scratch.borrow("src", (1, 1, 1, width)):
+            pass
+    assert len(scratch._idle) == backends.Scratch.MAX_IDLE
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_backend_sessions_frames_never_share_memory_with_its_reused_buffers(rvm_model, shot, backend):
+    # The foreground's planes and the clamped frame live in reused arrays; what a session returns
+    # must be its own, or the next frame (or another clip of the same shape) would write over it.
+    session = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend)
+    other = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend)
+    fgr, pha = session.run(shot[0])
+    kept = fgr.copy(), pha.copy()
+    other.run(shot[3])
+    session.run(shot[1])
+    assert np.array_equal(fgr, kept[0]) and np.array_equal(pha, kept[1])
+    step = backends.frame_step(rvm_model, backend, "float32", 384, 320, 0.25)
+    for array in step.scratch._idle.values():
+        assert not np.shares_memory(array, fgr) and not np.shares_memory(array, pha)
+    assert fgr.flags.c_contiguous and fgr.shape == (384, 320, 3) and pha.shape == (384, 320)

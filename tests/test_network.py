@@ -168,3 +168,37 @@ def test_sizes_that_are_not_multiples_of_16_are_matted_at_their_own_size(rvm_mod
         fgr, pha, *_ = rvm_model(src, downsample_ratio=0.37)
     assert fgr.shape == (1, 3, 250, 213) and pha.shape == (1, 1, 250, 213)
     assert torch.isfinite(pha).all() and 0.05 < float(pha.mean()) < 0.95
+
+
+@pytest.mark.parametrize("refiner", ["deep_guided_filter", "fast_guided_filter"])
+def test_the_refiners_full_size_step_is_the_official_order_to_float_rounding(refiner):
+    # The official last step: a * [src, gray] + b at full size, split, + src, clamp. Ours folds
+    # the + src and the gray's / 3 into the coarse coefficients; it must stay the same sums.
+    import torch.nn.functional as F
+
+    from rvm_engine.network.deep_guided_filter import full_size_matte
+
+    generator = torch.Generator().manual_seed(3)
+    src = torch.rand(2, 3, 90, 70, generator=generator)
+    a, b = (torch.randn(2, 4, 23, 18, generator=generator) for _ in range(2))
+
+    def up(t):
+        return F.interpolate(t, (90, 70), mode="bilinear", align_corners=False)
+
+    residual, pha_ref = (up(a) * torch.cat([src, src.mean(1, keepdim=True)], 1) + up(b)).split([3, 1], 1)
+    fgr, pha = full_size_matte(src, a, b)
+    assert (fgr - (residual + src).clamp(0, 1)).abs().max() < 2e-6
+    assert (pha - pha_ref.clamp(0, 1)).abs().max() < 2e-6
+    assert fgr.min() == 0 and fgr.max() == 1 and pha.min() == 0 and pha.max() == 1  # clamped
+
+    # Both refiners end in it, on frames and on series [B,T,C,H,W] alike.
+    model = MattingNetwork("mobilenetv3", refiner).eval()
+    base = F.interpolate(src, scale_factor=0.25, mode="bilinear", align_corners=False)
+    fgr_base, pha_base = torch.rand(2, 3, 22, 17, generator=generator), torch.rand(2, 1, 22, 17, generator=generator)
+    hid = torch.rand(2, 16, 22, 17, generator=generator)
+    with torch.no_grad():
+        frames = model.refiner(src, base, fgr_base, pha_base, hid)
+        series = model.refiner(*(t[None] for t in (src, base, fgr_base, pha_base, hid)))
+        coarse_a, coarse_b = model.refiner.coefficients(base, fgr_base, pha_base, hid)
+    for one, many, direct in zip(frames, series, full_size_matte(src, coarse_a, coarse_b)):
+        assert torch.equal(one, many[0]) and torch.equal(one, direct)

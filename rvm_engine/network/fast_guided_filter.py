@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .deep_guided_filter import _with_gray
+from .deep_guided_filter import _with_gray, full_size_matte
 from .frames import per_frame
 
 
@@ -29,7 +29,8 @@ class FastGuidedFilterRefiner(nn.Module):
         self.radius = radius
         self.eps = eps
 
-    def _refine(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor) -> list[Tensor]:
+    def coefficients(self, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor, base_hid: Tensor) -> tuple[Tensor, Tensor]:
+        """The filter's coarse coefficients ``a``, ``b`` for (R, G, B, gray), ``[B,4,h,w]``."""
         lr_x = _with_gray(base_src)
         lr_y = torch.cat([base_fgr, base_pha], dim=1)
         mean_x = _box_filter(lr_x, self.radius)
@@ -37,11 +38,11 @@ class FastGuidedFilterRefiner(nn.Module):
         cov_xy = _box_filter(lr_x * lr_y, self.radius) - mean_x * mean_y
         var_x = _box_filter(lr_x * lr_x, self.radius) - mean_x * mean_x
         a = cov_xy / (var_x + self.eps)
-        b = mean_y - a * mean_x
-        size = fine_src.shape[2:]
-        a = F.interpolate(a, size, mode="bilinear", align_corners=False)
-        b = F.interpolate(b, size, mode="bilinear", align_corners=False)
-        return list((a * _with_gray(fine_src) + b).split([3, 1], dim=1))
+        return a, mean_y - a * mean_x
+
+    def _refine(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor, base_hid: Tensor) -> list[Tensor]:
+        return full_size_matte(fine_src, *self.coefficients(base_src, base_fgr, base_pha, base_hid))
 
     def forward(self, fine_src: Tensor, base_src: Tensor, base_fgr: Tensor, base_pha: Tensor, base_hid: Tensor) -> list[Tensor]:
-        return per_frame(self._refine, fine_src, base_src, base_fgr, base_pha)
+        """The final ``fgr`` and ``pha`` at ``fine_src``'s size (see ``full_size_matte``)."""
+        return per_frame(self._refine, fine_src, base_src, base_fgr, base_pha, base_hid)
