@@ -102,6 +102,10 @@ class MattingNetwork(nn.Module):
         """``forward`` without the input checks and clamp: for a caller that made them (the ONNX
         export, whose backends clamp the frame in place on their own copy)."""
         src_sm = _resize(src, downsample_ratio) if downsample_ratio != 1 else src
+        # A model cast to a reduced precision given a float32 frame runs the network in its own
+        # precision and the refiner's full-size step in float32: at full size bfloat16 is slower
+        # than float32 on CPUs (no vector bilinear resize in it), and the plate is float32 anyway.
+        src_sm = src_sm.to(self.project_mat.conv.weight.dtype)
         f1, f2, f3, f4 = self.backbone(src_sm)
         f4 = self.aspp(f4)
         hid, *rec = self.decoder(src_sm, f1, f2, f3, f4, r1, r2, r3, r4)

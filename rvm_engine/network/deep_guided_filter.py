@@ -29,6 +29,7 @@ def full_size_matte(fine_src: Tensor, a: Tensor, b: Tensor) -> list[Tensor]:
     official order to float rounding (about 1e-7).
     """
     size = fine_src.shape[2:]
+    a, b = a.to(fine_src.dtype), b.to(fine_src.dtype)  # in the frame's precision (see ``matte``)
 
     def up(t: Tensor) -> Tensor:
         return F.interpolate(t, size, mode="bilinear", align_corners=False)
