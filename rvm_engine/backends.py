@@ -10,7 +10,8 @@ them at 1e-4). ``MattingSession`` holds the states between frames and picks the 
 bfloat16 OpenVINO, then torch; the first one installed. CUDA always runs torch.
 
 Precision ``bfloat16`` on the CPU: OpenVINO's inference precision hint (its own bf16 kernels,
-float32 weights and state at the edges), or torch's CPU autocast. ONNX Runtime has no bfloat16
+float32 weights and state at the edges), or torch on a bfloat16 copy of the model (the coarse
+network in bfloat16, the refiner's full-size step in float32). ONNX Runtime has no bfloat16
 CPU path and refuses it. On a CPU without bf16 instructions (``avx512_bf16``, AMX) both would
 emulate it, slower than float32, so the session warns and runs float32 instead.
 """

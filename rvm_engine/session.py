@@ -157,8 +157,8 @@ class MattingSession:
         if src.shape[0] == 1 and cuda_step.graphs_enabled(self.device):
             return self._run_static(src, ratio, frame)
         # Reduced precision runs a copy of the model cast to it (made once, kept; the shared model
-        # keeps its float32 weights), as the official speed test does: bfloat16 on the CPU ran
-        # 1.27x float32 against 1.08x under autocast, whose per-op casts cost (1080p, 0.25).
+        # keeps its float32 weights), as the official speed test does, not autocast, whose per-op
+        # casts cost more than they save (bfloat16 at 1080p: 1.08x float32 under autocast).
         src = check_source(src, ratio)
         net = cuda_step.model_in(self.model, self.dtype)
         with torch.inference_mode():
