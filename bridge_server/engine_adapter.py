@@ -18,7 +18,7 @@ import fileseq
 import numpy as np
 import torch
 
-from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, matte_clips, prepare_plate
+from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, matte_clips, prepare_plate, reads_half
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
 from rvm_engine.movie_frames import is_movie, picture_size, read_movie_frame
@@ -188,8 +188,7 @@ class Engine:
             return False
         return True
 
-    @staticmethod
-    def read(path: str, settings: Dict[str, Any], max_side: int = 16384, max_pixels: int = 8192 ** 2,
+    def read(self, path: str, settings: Dict[str, Any], max_side: int = 16384, max_pixels: int = 8192 ** 2,
              frame: int = 0) -> Plate:
         """The plate at ``path``, its header checked first: a plate whose display or data window
         is over ``max_side`` on a side or ``max_pixels`` in all is refused (TooLarge) before its
@@ -219,7 +218,7 @@ class Engine:
                                    f"{max_side} px a side and {max_pixels} pixels (serve --max-image-side)")
         else:
             oiio.geterror()  # read_plate says what is wrong with the file
-        return read_plate(path, layer=settings.get("layer"))
+        return read_plate(path, layer=settings.get("layer"), half=reads_half(self.clip_settings(settings)))
 
     def prepare(self, plate: Plate, settings: Dict[str, Any]) -> PreparedPlate:
         """The plate in the model's space, made on a reader thread so the network's thread does

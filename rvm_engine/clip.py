@@ -12,6 +12,7 @@ OCIO through OpenImageIO is as fast as the same LUTs in torch (docs/speed.md), s
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -156,6 +157,15 @@ def torch_colour(settings: ClipSettings, colour: PlateColour) -> Optional[TorchC
     return None if baked is None else baked.to(settings.device)
 
 
+def reads_half(settings: ClipSettings) -> bool:
+    """Whether this clip's plates stored as half are read as half (``read_plate``): where colour
+    runs in torch (``colour_on`` torch, or auto on CUDA), which converts them on the device, so a
+    1080p RGB frame crosses to a GPU as 12 MB instead of 25. Plates whose transform does not bake
+    fall back to OCIO and are converted to float32 there."""
+    return settings.colour_on == "torch" or (settings.colour_on == "auto" and
+                                             torch.device(settings.device).type == "cuda")
+
+
 def prepare_plate(settings: ClipSettings, plate: Plate, colour: Optional[PlateColour] = None) -> PreparedPlate:
     """``plate`` converted into the model's space (NaN/Inf made safe and counted) by ``colour``
     (default: :func:`colour_for_plate`), through OCIO or torch as :func:`torch_colour` says.
@@ -163,10 +173,14 @@ def prepare_plate(settings: ClipSettings, plate: Plate, colour: Optional[PlateCo
     colour = colour or colour_for_plate(settings, plate)
     baked = torch_colour(settings, colour)
     if baked is None:
+        if plate.pixels.dtype != np.float32:  # read as half for torch colour, which fell back to OCIO
+            plate = dataclasses.replace(plate, pixels=plate.pixels.astype(np.float32))
         model_rgb, bad = colour.to_model(plate.pixels)
         return PreparedPlate(plate, model_rgb, bad)
-    host = np.ascontiguousarray(plate.pixels, dtype=np.float32)
-    pixels = torch.from_numpy(host if host.flags.writeable else host.copy()).to(baked.device)
+    # Half plates go to the device as half and become float32 there (exactly: a half is a float32).
+    host = np.ascontiguousarray(plate.pixels, dtype=plate.pixels.dtype if plate.pixels.dtype == np.float16
+                                else np.float32)
+    pixels = torch.from_numpy(host if host.flags.writeable else host.copy()).to(baked.device).float()
     on_device, bad = baked.to_model(pixels)
     return PreparedPlate(plate, on_device, bad, pixels)
 

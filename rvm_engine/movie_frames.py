@@ -170,8 +170,9 @@ def read_movie_frame(path: str, frame: int) -> Plate:
                  pixel_type="uint8")
 
 
-def read_source_frame(path: str, frame: int, layer: Optional[str] = None) -> Plate:
-    """Frame ``frame`` of a clip whose file for that frame is ``path``: a movie's picture, or the plate."""
+def read_source_frame(path: str, frame: int, layer: Optional[str] = None, half: bool = False) -> Plate:
+    """Frame ``frame`` of a clip whose file for that frame is ``path``: a movie's picture, or the
+    plate (``half``: as ``read_plate``)."""
     if is_movie(path):
         return read_movie_frame(path, frame)
-    return read_plate(path, layer=layer)
+    return read_plate(path, layer=layer, half=half)

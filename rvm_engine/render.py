@@ -23,7 +23,7 @@ from typing import Callable, Collection, Generator, Optional, Sequence, Union
 
 import fileseq
 
-from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate
+from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, reads_half
 from .errors import PlateError
 from .model import MattingNetwork
 from .movie_frames import read_source_frame
@@ -121,7 +121,8 @@ def _plates(seq: FrameSequence, frames: list[int], matter: ClipMatter) -> Genera
     """Read and convert into the model's space on reader threads, ahead of the network, in order."""
 
     def load(frame: int) -> tuple[int, PreparedPlate]:
-        return frame, matter.prepare(read_source_frame(seq.path(frame), frame, layer=matter.settings.layer))
+        return frame, matter.prepare(read_source_frame(seq.path(frame), frame, layer=matter.settings.layer,
+                                                       half=reads_half(matter.settings)))
 
     return ordered_map(load, frames, _READERS, _READ_AHEAD)
 

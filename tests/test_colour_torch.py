@@ -215,3 +215,48 @@ def test_a_float_plate_at_the_top_of_float32_mattes_as_through_ocio_whatever_sig
     assert np.abs(hwc(torch_in) - ocio_in).max() <= TOLERANCE and ocio_in[0, 0, 0] == 0.0
     for nan in (float("nan"), -float("nan")):
         assert float(baked._through_curve(torch.full((3, 1), nan)).clamp(0.0, 1.0).max()) == 0.0
+
+
+def test_the_torch_road_reads_half_plates_as_half_and_writes_the_same_plates(rvm_model, tmp_path, monkeypatch):
+    # Half plates cross to the device as half and become float32 there: the plates written must
+    # be the ones a float32 read gives, bit for bit (a half is exactly a float32).
+    import rvm_engine.render as render_module
+    from rvm_engine import movie_frames
+
+    pattern = write_sample_plates(tmp_path / "plates", 3, 96, 80, step=6)
+    asked = []
+    real = movie_frames.read_plate
+
+    def spy(path, *, layer=None, half=False):
+        plate = real(path, layer=layer, half=half)
+        asked.append(plate.pixels.dtype)
+        return plate
+
+    monkeypatch.setattr(movie_frames, "read_plate", spy)
+    written = {}
+    for road, half in (("half", True), ("float", False)):
+        monkeypatch.setattr(render_module, "reads_half", lambda settings, half=half: half)
+        settings = ClipSettings(alpha=str(tmp_path / road / "a.####.exr"), foreground=str(tmp_path / road / "f.####.exr"),
+                                colour_space="ACEScg", colour_on="torch", backend="torch", downsample_ratio=0.5)
+        render_sequence(pattern, None, settings, model=rvm_model, progress=False)
+        written[road] = [np.asarray(oiio.ImageBuf(str(tmp_path / road / f"{kind}.{f:04d}.exr")).get_pixels(oiio.FLOAT))
+                         for f in range(1001, 1004) for kind in ("a", "f")]
+    assert asked == [np.float16] * 3 + [np.float32] * 3
+    for half_plate, float_plate in zip(written["half"], written["float"]):
+        assert np.array_equal(half_plate, float_plate)
+    # Which clips read half: the torch road (asked for, or auto on CUDA), not OCIO's.
+    from rvm_engine.clip import reads_half
+
+    assert reads_half(ClipSettings(colour_on="torch")) and reads_half(ClipSettings(colour_on="auto", device="cuda"))
+    assert not reads_half(ClipSettings()) and not reads_half(ClipSettings(colour_on="ocio", device="cuda"))
+
+
+def test_a_half_plate_whose_transform_falls_back_to_ocio_is_converted_to_float32(rvm_model, tmp_path):
+    pattern = write_sample_plates(tmp_path, 1, 64, 48)
+    plate = read_plate(pattern.replace("####", "1001"), half=True)
+    assert plate.pixels.dtype == np.float16
+    settings = ClipSettings(colour_on="torch", to_model=ACES_SDR)  # the ACES 2.0 view does not bake: OCIO
+    prepared = prepare_plate(settings, plate)
+    assert isinstance(prepared.model_rgb, np.ndarray) and prepared.plate.pixels.dtype == np.float32
+    expected = prepare_plate(ClipSettings(colour_on="ocio", to_model=ACES_SDR), read_plate(pattern.replace("####", "1001")))
+    assert np.array_equal(prepared.model_rgb, expected.model_rgb)

@@ -98,7 +98,7 @@ def test_a_movie_over_the_servers_size_cap_is_refused_before_a_picture_is_decode
     movie = write_movie(str(tmp_path / "wide.mov"), shot_frames(3))
     monkeypatch.setattr(movie_frames, "_Decoder", no_decoding)
     with pytest.raises(TooLarge, match="128x128, over this server's limit of 64 px"):
-        Engine.read(movie, {}, max_side=64, max_pixels=64 * 64, frame=2)
+        Engine().read(movie, {}, max_side=64, max_pixels=64 * 64, frame=2)
 
 
 def test_a_frame_far_past_the_end_is_refused_without_decoding_the_movie(tmp_path, monkeypatch):

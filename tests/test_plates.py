@@ -494,3 +494,32 @@ def test_two_paddings_that_meet_only_on_high_frames_are_refused_for_a_range_that
     settings.check(range(1001, 1101))
     with pytest.raises(PlateError, match="same file"):
         settings.check(range(9990, 10010))  # a.10000.exr in both
+
+
+def test_half_plates_can_be_read_as_half_and_are_the_same_numbers(tmp_path):
+    # The torch colour road reads half plates as half (the device converts them): every half is
+    # exactly a float32, so the pixels must be the very values the float32 read gives.
+    values = np.concatenate([RNG.uniform(-2, 70000, (6, 5, 3)), np.full((1, 5, 3), np.inf)], axis=0)
+    values[0, 0] = [np.nan, -np.inf, 65504]
+    half = _exr(tmp_path / "half.exr", values, ["R", "G", "B"])
+    as_half, as_float = read_plate(half, half=True), read_plate(half)
+    assert as_half.pixels.dtype == np.float16 and as_float.pixels.dtype == np.float32
+    assert np.array_equal(as_half.pixels.astype(np.float32), as_float.pixels, equal_nan=True)
+    assert as_half.pixel_type == "half" and as_half.channels == as_float.channels
+
+    # Channels stored otherwise are read as float32 whatever is asked.
+    full = _exr(tmp_path / "float.exr", values[1:], ["R", "G", "B"], pixel_type="float")
+    assert read_plate(full, half=True).pixels.dtype == np.float32
+    png = str(tmp_path / "eight.png")
+    out = oiio.ImageOutput.create(png)
+    assert out.open(png, oiio.ImageSpec(5, 4, 3, "uint8"))
+    assert out.write_image(np.full((4, 5, 3), 128, np.uint8))
+    out.close()
+    assert read_plate(png, half=True).pixels.dtype == np.float32
+    # Over a larger display window (zeros around) and in R, G, B order from a B, G, R file, half too.
+    window = _exr(tmp_path / "window.exr", values[1:], ["R", "G", "B"], data_window=(2, 1), display_window=(0, 0, 9, 8))
+    windowed = read_plate(window, half=True).pixels
+    assert windowed.dtype == np.float16 and windowed.shape == (8, 9, 3)
+    assert np.array_equal(windowed.astype(np.float32), read_plate(window).pixels)
+    mixed = _exr(tmp_path / "order.exr", values[1:], ["B", "G", "R"])
+    assert np.array_equal(read_plate(mixed, half=True).pixels.astype(np.float32), read_plate(mixed).pixels)
