@@ -168,7 +168,7 @@ def test_a_message_over_the_size_limit_is_dropped_and_the_server_goes_on(farm):
 
 
 def test_a_plate_read_by_path_over_the_size_cap_is_refused_before_its_pixels_are_read(farm, client, tmp_path):
-    from rvm_engine.plates import write_plate
+    from rvm_engine.plate_writing import write_plate
 
     big = os.path.join(farm.root, "big", "plate.1001.exr")
     os.makedirs(os.path.dirname(big), exist_ok=True)
