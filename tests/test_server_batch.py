@@ -16,7 +16,7 @@ import pytest
 from bridge_server.client import BridgeClient, InlineFrame
 from bridge_server.client.errors import BridgeError
 from bridge_server.commands.status import format_status
-from bridge_server.server import BATCH_MAX, ServerConfig
+from bridge_server.server_config import BATCH_MAX, ServerConfig
 
 from .test_server_support import (
     FIRST,
