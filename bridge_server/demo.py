@@ -25,7 +25,8 @@ def write_preview(alpha_pattern: str, fg_pattern: str, frames: list[int], path: 
     import OpenImageIO as oiio
 
     from rvm_engine.colour import SCENE_LINEAR_REC709, SRGB_ENCODED
-    from rvm_engine.plates import read_plate, write_plate
+    from rvm_engine.plate_writing import write_plate
+    from rvm_engine.plates import read_plate
     from rvm_engine.sequences import output_sequence
 
     picks = frames[:: max(1, len(frames) // 4)][:4]

@@ -22,7 +22,8 @@ from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
 from rvm_engine.movie_frames import is_movie, picture_size, read_movie_frame
-from rvm_engine.plates import EXR_COMPRESSIONS, Plate, check_compression, check_plate_file, read_plate
+from rvm_engine.plate_writing import EXR_COMPRESSIONS, check_compression
+from rvm_engine.plates import Plate, check_plate_file, read_plate
 from rvm_engine.ratio_guidance import guided_ratio
 from rvm_engine.render import plan_render
 from rvm_engine.sequences import output_sequence, parse_sequence

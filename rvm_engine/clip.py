@@ -27,7 +27,9 @@ from .colour import PlateColour, default_colour_space
 from .colour_torch import TorchColour, bake
 from .errors import ColourError, PlateError
 from .model import MattingNetwork
-from .plates import Plate, check_compression, check_may_replace, ours_metadata, write_plate
+from .plate_ownership import check_may_replace, ours_metadata
+from .plate_writing import check_compression, write_plate
+from .plates import Plate
 from .sequences import frame_path, output_sequence
 from .session import MattingSession, run_sessions
 from .weights import load_model
@@ -45,7 +47,7 @@ class ClipSettings:
     None. ``colour_space`` None means the default for the plate's format (scene-linear
     Rec.709 for EXR, sRGB for 8/16-bit images). ``rgba`` is premultiplied unless
     ``rgba_premultiplied`` is False. ``overwrite`` lets plates replace files that are not
-    ours (see ``plates.check_may_replace``); leave it off unless the outputs are BMP, SGI or
+    ours (see ``plate_ownership.check_may_replace``); leave it off unless the outputs are BMP, SGI or
     PNM from an earlier run, whose headers cannot say they are ours. ``colour_on`` is where colour is
     converted (``COLOUR_ON``); leave it at ``auto``, which is what the bridge uses, so that a render
     in this process and one through a bridge on the same device write the same plates.
@@ -350,7 +352,7 @@ class ClipMatter:
 
         ``skip`` names outputs not to write for this frame ("alpha", "foreground", "rgba"): plates a
         resumed render found complete. Each plate carries ``rvm:output`` and our ``rvm:software``
-        (see ``plates.ours_metadata``), and never replaces a file that is not ours unless the
+        (see ``plate_ownership.ours_metadata``), and never replaces a file that is not ours unless the
         settings say ``overwrite``.
 
         Raises ``PlateError`` naming the plate that could not be written: the source plate or a

@@ -18,7 +18,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .errors import PlateError
-from .plates import check_may_replace, ours_metadata, write_plate
+from .plate_ownership import check_may_replace, ours_metadata
+from .plate_writing import write_plate
 from .ratio_sweep import RatioSweep
 
 TILE_HEIGHT = 320

@@ -27,7 +27,7 @@ from .clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, reads_ha
 from .errors import PlateError
 from .model import MattingNetwork
 from .movie_frames import read_source_frame
-from .plates import clean_stray_temps
+from .plate_writing import clean_stray_temps
 from .resume import DEFAULT_PREROLL, EXACT_RESUME_LIMIT, ResumePlan, plan_from, plan_resume
 from .sequences import FrameSequence, parse_sequence
 from .stages import ordered_map, pool_sizes
@@ -150,7 +150,7 @@ def render_sequence(
     plates that are not complete, running from where :func:`rvm_engine.resume.plan_resume` says:
     the uninterrupted render's start when the first missing plate is at most ``resume_limit``
     frames in (exact), else ``preroll`` frames before it (not exact, and ``report.plan`` says so).
-    Stray temporary plates of dead renders are removed first (``plates.clean_stray_temps``).
+    Stray temporary plates of dead renders are removed first (``plate_writing.clean_stray_temps``).
 
     ``seq_chunk`` frames go through the network per call (1 gives plates identical to the bridge).
     ``progress`` is True for a tqdm bar, or a callback ``(done, total)``. Raises ``PlateError`` before

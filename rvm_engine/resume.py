@@ -18,7 +18,7 @@ from typing import Mapping, Optional, Sequence
 import fileseq
 
 from rvm_engine.errors import PlateError
-from rvm_engine.plates import plate_is_complete
+from rvm_engine.plate_ownership import plate_is_complete
 from rvm_engine.sequences import frame_path
 
 #: Frames of pre-roll before a resumed frame when an exact resume would cost too much.
@@ -76,7 +76,7 @@ def plan_resume(frames: Sequence[int], outputs: Mapping[str, str], *, shot_start
     mapped to None or "" are not asked for).
 
     A plate is complete when it exists, is not empty, its header reads and it is our plate of
-    that output (``plates.plate_is_complete``). The first frame missing one is where writing
+    that output (``plate_ownership.plate_is_complete``). The first frame missing one is where writing
     starts; later frames run too (the state must advance) but their complete plates are never
     rewritten (``complete``). The network starts cold at the uninterrupted render's start (the
     first frame, or ``shot_start`` when given and earlier) when that is at most ``exact_limit``

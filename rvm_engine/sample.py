@@ -39,7 +39,7 @@ def write_sample_plates(folder: Union[str, os.PathLike], count: int = 12, width:
     import OpenImageIO as oiio
 
     from .colour import SCENE_LINEAR_REC709, SRGB_ENCODED
-    from .plates import write_plate
+    from .plate_writing import write_plate
 
     os.makedirs(folder, exist_ok=True)
     for i, frame in enumerate(sample_frames(count=count, width=width, height=height, step=step)):

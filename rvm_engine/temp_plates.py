@@ -1,7 +1,7 @@
 """Temporary plate files: named for whoever writes them, made durable, and cleaned up after a crash.
 
 A plate is written to a hidden temporary file beside it and renamed into place (see
-``plates.write_plate``). The temporary name carries the host and the process writing it,
+``plate_writing.write_plate``). The temporary name carries the host and the process writing it,
 ``.{plate}.{host}.{pid}.{random}.tmp{ext}``, so a later render can tell a stray left by a
 killed render from a file another render is writing right now: two farm tasks may write
 different frames of one output folder at the same time.

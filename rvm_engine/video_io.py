@@ -25,7 +25,8 @@ from av.video.stream import VideoStream
 
 from .colour import SRGB_ENCODED, default_colour_space
 from .errors import FrameInputError, PlateError
-from .plates import Plate, read_plate, write_plate
+from .plate_writing import write_plate
+from .plates import Plate, read_plate
 from .sequences import output_sequence, parse_sequence
 from .stages import ordered_map
 

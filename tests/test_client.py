@@ -85,7 +85,8 @@ def test_a_silent_address_gives_up_after_the_time_it_was_given_and_says_so():
 
 
 def test_a_server_that_starts_late_is_reached_by_reconnecting(tmp_path):
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     address = free_address()
     answers = []

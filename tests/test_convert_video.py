@@ -21,7 +21,7 @@ from av.audio.stream import AudioStream
 
 from rvm_engine.convert_video import GREEN, convert_video
 from rvm_engine.errors import FrameInputError, PlateError
-from rvm_engine.plates import write_plate
+from rvm_engine.plate_writing import write_plate
 
 NTSC = Fraction(24000, 1001)
 WIDTH, HEIGHT, FRAMES = 96, 64, 8

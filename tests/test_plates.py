@@ -8,9 +8,10 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from rvm_engine import plates
+from rvm_engine import plate_writing
 from rvm_engine.errors import PlateError
-from rvm_engine.plates import EXR_COMPRESSIONS, check_compression, read_plate, write_plate
+from rvm_engine.plate_writing import EXR_COMPRESSIONS, check_compression, write_plate
+from rvm_engine.plates import read_plate
 
 RNG = np.random.default_rng(7)
 
@@ -306,7 +307,7 @@ def test_a_failed_rewrite_keeps_the_previous_plate_intact(tmp_path, monkeypatch)
     def refuse(src, dst):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(plates.os, "replace", refuse)
+    monkeypatch.setattr(plate_writing.os, "replace", refuse)
     with pytest.raises(PlateError, match="fg.1001.exr.*No space left"):
         write_plate(target, np.zeros((4, 4, 3), np.float32), ["R", "G", "B"])
     assert os.listdir(tmp_path) == ["fg.1001.exr"]
@@ -409,7 +410,7 @@ def test_plates_say_they_are_ours_in_every_format_that_can_and_a_fresh_process_r
     import sys
 
     from rvm_engine.clip import ClipSettings
-    from rvm_engine.plates import plate_is_ours
+    from rvm_engine.plate_ownership import plate_is_ours
 
     kinds = ("exr", "png", "tif", "jpg", "dpx", "bmp")
     for ext in kinds:
@@ -417,7 +418,7 @@ def test_plates_say_they_are_ours_in_every_format_that_can_and_a_fresh_process_r
         matter.write(result)
         assert plate_is_ours(tmp_path / f"a.1001.{ext}", "alpha")  # this process wrote it: always ours
     assert _open(tmp_path / "a.1001.exr")[0].getattribute("rvm:output") == "alpha"
-    check = ("import sys; from rvm_engine.plates import plate_is_ours as ours; "
+    check = ("import sys; from rvm_engine.plate_ownership import plate_is_ours as ours; "
              "print(' '.join(f'{ours(p, \"alpha\")}/{ours(p, \"foreground\")}' for p in sys.argv[1:]))")
     paths = [str(tmp_path / f"a.1001.{ext}") for ext in kinds]
     said = subprocess.run([sys.executable, "-c", check, *paths], capture_output=True, text=True, check=True).stdout.split()
@@ -458,10 +459,11 @@ def test_a_bmp_from_another_run_is_refused_but_one_this_process_wrote_is_replace
     import subprocess
     import sys
 
-    from rvm_engine.plates import check_may_replace, ours_metadata
+    from rvm_engine.plate_ownership import check_may_replace, ours_metadata
 
     path = str(tmp_path / "a.1001.bmp")
-    write = ("import sys, numpy as np; from rvm_engine.plates import write_plate, ours_metadata; "
+    write = ("import sys, numpy as np; from rvm_engine.plate_ownership import ours_metadata; "
+             "from rvm_engine.plate_writing import write_plate; "
              "write_plate(sys.argv[1], np.zeros((4, 4, 1), np.float32), ['A'], metadata=ours_metadata(sys.argv[1], 'alpha'))")
     subprocess.run([sys.executable, "-c", write, path], check=True)
     with pytest.raises(PlateError, match="not a plate rvm-bridge wrote"):

@@ -11,10 +11,10 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from rvm_engine import plates, temp_plates
+from rvm_engine import plate_writing, temp_plates
 from rvm_engine.clip import ClipSettings
 from rvm_engine.errors import PlateError
-from rvm_engine.plates import clean_stray_temps, write_plate
+from rvm_engine.plate_writing import clean_stray_temps, write_plate
 from rvm_engine.render import render_sequence
 from rvm_engine.sample import write_sample_plates
 
@@ -81,7 +81,7 @@ def test_a_temp_file_is_named_for_its_host_and_process(tmp_path, monkeypatch):
         seen.append(os.path.basename(src))
         real_replace(src, dst)
 
-    monkeypatch.setattr(plates.os, "replace", spy)
+    monkeypatch.setattr(plate_writing.os, "replace", spy)
     write_plate(tmp_path / "a.1001.exr", np.zeros((4, 4, 1), np.float32), ["A"])
     assert len(seen) == 1
     assert seen[0].startswith(f".a.1001.exr.{temp_plates.host_name()}.{os.getpid()}.") and seen[0].endswith(".tmp.exr")
@@ -94,7 +94,7 @@ def test_a_plate_held_open_by_another_program_says_so(tmp_path, monkeypatch):
     def held_open(src, dst):  # what Windows and SMB shares answer while a viewer has the file open
         raise PermissionError(13, "The process cannot access the file because it is being used by another process")
 
-    monkeypatch.setattr(plates.os, "replace", held_open)
+    monkeypatch.setattr(plate_writing.os, "replace", held_open)
     with pytest.raises(PlateError) as err:
         write_plate(target, np.zeros((4, 4, 3), np.float32), ["R", "G", "B"])
     text = str(err.value)
@@ -119,7 +119,7 @@ def test_the_plate_is_flushed_to_disk_before_its_rename_and_the_folder_after_it(
         real_replace(src, dst)
 
     monkeypatch.setattr(temp_plates.os, "fsync", fsync)
-    monkeypatch.setattr(plates.os, "replace", replace)
+    monkeypatch.setattr(plate_writing.os, "replace", replace)
     target = tmp_path / "a.1001.exr"
     write_plate(target, np.ones((4, 4, 1), np.float32), ["A"])
     plate_inode, folder_inode = target.stat().st_ino, tmp_path.stat().st_ino

@@ -277,7 +277,8 @@ def test_a_long_try_ratios_neither_holds_up_opening_clips_nor_runs_beside_anothe
     import time
 
     from bridge_server.client.client import BridgeClient
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     from .test_server_support import RawPeer
 
@@ -345,7 +346,8 @@ def test_a_sheet_folder_swapped_for_a_symlink_during_the_sweep_does_not_lead_out
 
     import rvm_engine.ratio_sweep as ratio_sweep
     from bridge_server.client.client import BridgeClient
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     root = shots["root"]
     folder, outside = root / "sheets_swapped", tmp_path / "outside"

@@ -20,7 +20,7 @@ import OpenImageIO as oiio
 import pytest
 
 from bridge_server.cli import main
-from rvm_engine.plates import write_plate
+from rvm_engine.plate_writing import write_plate
 from rvm_engine.sample import sample_frames
 from tests.conftest import REPO
 

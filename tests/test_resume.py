@@ -10,7 +10,7 @@ import OpenImageIO as oiio
 import pytest
 
 from rvm_engine.clip import ClipSettings
-from rvm_engine.plates import write_plate
+from rvm_engine.plate_writing import write_plate
 from rvm_engine.render import render_sequence
 from rvm_engine.resume import plan_resume
 from rvm_engine.sample import write_sample_plates

@@ -16,7 +16,7 @@ import pytest
 from bridge_server.client import BridgeClient, InlineFrame
 from bridge_server.client.errors import BridgeError
 from bridge_server.commands.status import format_status
-from bridge_server.server import BATCH_MAX, ServerConfig
+from bridge_server.server_config import BATCH_MAX, ServerConfig
 
 from .test_server_support import (
     FIRST,
@@ -39,7 +39,7 @@ TORCH_BOUND = 2e-5  # a batch's float rounding on torch's CPU kernels (docs/serv
 def write_footage(folder: str, index: int) -> str:
     """Shot ``index``: the portrait pan starting ``6 * index`` frames in, mirrored when odd, so
     every shot's pixels (and so its recurrent state) differ."""
-    from rvm_engine.plates import write_plate
+    from rvm_engine.plate_writing import write_plate
 
     os.makedirs(folder, exist_ok=True)
     frames = shot_frames(len(FRAMES) + 6 * index)[6 * index:]

@@ -168,7 +168,7 @@ def test_a_message_over_the_size_limit_is_dropped_and_the_server_goes_on(farm):
 
 
 def test_a_plate_read_by_path_over_the_size_cap_is_refused_before_its_pixels_are_read(farm, client, tmp_path):
-    from rvm_engine.plates import write_plate
+    from rvm_engine.plate_writing import write_plate
 
     big = os.path.join(farm.root, "big", "plate.1001.exr")
     os.makedirs(os.path.dirname(big), exist_ok=True)
@@ -375,14 +375,16 @@ def test_a_missing_keys_folder_says_what_to_run(tmp_path, capsys):
 
 
 def test_a_server_beyond_loopback_without_keys_refuses_to_start(tmp_path):
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     with pytest.raises(errors.BadParameter, match="CURVE"):
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://0.0.0.0:0", preload=()), engine=object())
 
 
 def test_a_malformed_listening_address_is_named_as_such_not_as_a_security_problem(tmp_path):
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     with pytest.raises(errors.BadParameter, match="not tcp://HOST:PORT"):
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="foo", preload=()), engine=object())
@@ -399,7 +401,8 @@ def test_a_second_bridge_on_a_port_in_use_says_so_and_exits_instead_of_hanging(f
 
 def test_a_port_past_65535_is_refused_not_bent_onto_another_port(tmp_path):
     # Port 99999 used to be bound as 34463 (modulo 65536); a client given 99999 reached 34463.
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     with pytest.raises(errors.BadParameter, match="ports are 0..65535"):
         BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://127.0.0.1:99999", preload=()),
@@ -413,7 +416,8 @@ def test_a_port_past_65535_is_refused_not_bent_onto_another_port(tmp_path):
 def test_settings_that_would_stop_a_worker_or_the_engine_are_refused_when_the_bridge_starts(tmp_path, setting):
     # A worker waits on a condition for the inline wait: past time_t (1e300) the wait raised in the
     # worker and frames were never run again; --threads -1 was a torch traceback.
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     with pytest.raises(errors.BadParameter):
         BridgeServer(ServerConfig(roots=[str(tmp_path)], preload=(), **setting), engine=object())
@@ -448,7 +452,8 @@ def test_a_client_that_counts_ids_from_one_again_is_not_answered_with_old_replie
 
 
 def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on(tmp_path):
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     server = BridgeServer(ServerConfig(roots=[str(tmp_path)], address="tcp://127.0.0.1:0", preload=()))
     server._describe_models = lambda request: {}["missing"]  # a bug in an operation

@@ -232,7 +232,8 @@ def test_the_same_frame_sent_with_another_plate_is_made_from_that_plate_not_merg
 def test_a_frame_asked_for_again_while_its_plate_is_being_written_waits_for_that_plate(shot):
     # Two artists on one shot: the second asks for the frame whose plate the first one's run is
     # writing. It is answered with that plate once written, not pre-rolled and matted again.
-    from bridge_server.server import BridgeServer, ServerConfig
+    from bridge_server.server import BridgeServer
+    from bridge_server.server_config import ServerConfig
 
     server = BridgeServer(ServerConfig(roots=[shot.root], address="tcp://127.0.0.1:0", preload=(), threads=1))
     writing, release = threading.Event(), threading.Event()

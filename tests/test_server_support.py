@@ -37,7 +37,7 @@ def to_linear(rgb: np.ndarray) -> np.ndarray:
 
 def write_shot(folder: str, count: int = 12, size: int = SIZE, name: str = "plate") -> str:
     """``count`` scene-linear half EXR plates of the portrait; returns the pattern."""
-    from rvm_engine.plates import write_plate
+    from rvm_engine.plate_writing import write_plate
 
     os.makedirs(folder, exist_ok=True)
     for index, rgb in enumerate(shot_frames(count, size)):

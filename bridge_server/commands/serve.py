@@ -100,7 +100,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from ..client.errors import BridgeError
     from ..client.pathmap import PathMap
-    from ..server import BridgeServer, ServerConfig
+    from ..server import BridgeServer
+    from ..server_config import ServerConfig
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(message)s")
     try:

@@ -357,7 +357,7 @@ def read_rgb(path: str) -> np.ndarray:
 
 
 def write_rgb(path: str, rgb: np.ndarray) -> None:
-    from rvm_engine.plates import write_plate
+    from rvm_engine.plate_writing import write_plate
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
     write_plate(path, np.ascontiguousarray(rgb, dtype=np.float32), ["R", "G", "B"], pixel_type="half")
