@@ -219,20 +219,26 @@ class Engine:
                                    f"{max_side} px a side and {max_pixels} pixels (serve --max-image-side)")
         else:
             oiio.geterror()  # read_plate says what is wrong with the file
-        return read_plate(path, layer=settings.get("layer"), half=reads_half(self.clip_settings(settings)))
+        return read_plate(path, layer=settings.get("layer"), half=self.reads_half())
 
     def prepare(self, plate: Plate, settings: Dict[str, Any]) -> PreparedPlate:
         """The plate in the model's space, made on a reader thread so the network's thread does
         only the network. Raises ColourError/FrameInputError."""
         return prepare_plate(self.clip_settings(settings), plate)
 
-    @staticmethod
-    def inline_plate(data: Any, image: InlineImage) -> Plate:
+    def reads_half(self) -> bool:
+        """Whether half plates and half inline frames stay half (``clip.reads_half``: colour in
+        torch, which this bridge's ``--colour-on`` and device decide for every clip)."""
+        return reads_half(ClipSettings(device=self.device, colour_on=self.colour_on))
+
+    def inline_plate(self, data: Any, image: InlineImage) -> Plate:
         """A plate from an inline buffer (RGB or RGBA; alpha is not used). Inline pixels are
-        scene-linear floats unless the clip names its ``colour_space``."""
+        scene-linear floats unless the clip names its ``colour_space``. Half pixels stay half
+        where the clip's colour runs in torch (``reads_half``), as half plates read from files do."""
         height, width, channels = image.shape
         pixels = np.frombuffer(data, dtype=_NUMPY_DTYPES[image.dtype]).reshape(height, width, channels)
-        rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float32)
+        keep_half = image.dtype == "float16" and self.reads_half()
+        rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float16 if keep_half else np.float32)
         return Plate(rgb, ["R", "G", "B"], (0, 0, width, height),
                      pixel_type="half" if image.dtype == "float16" else "float")
 

@@ -325,3 +325,27 @@ def test_on_a_gpu_bridge_where_colour_runs_in_torch_clips_of_one_height_and_othe
             keys[colour_on, width] = Engine.batch_key(settings, "model", prepared)
     assert keys["torch", 96] != keys["torch", 128]
     assert keys["torch", 96] == keys["ocio", 96] and keys["torch", 128] == keys["ocio", 128]
+
+
+def test_on_the_gpu_road_half_inline_frames_stay_half_and_make_what_the_same_float_frames_make(shots, bridge_gpu_road):
+    # A host's half frames go to the device as half on the torch road (no float32 copy on the
+    # CPU first); the same numbers as float32 must give the same outputs bit for bit.
+    linear = [to_linear(np.frombuffer(image.data, np.float32).reshape(SIZE, SIZE, 3)).astype(np.float16)
+              for image in inline_frames(1)[:3]]
+    made = {}
+    for dtype in ("float16", "float32"):
+        with BridgeClient(bridge_gpu_road.address, timeout=120, name=f"half-{dtype}") as client:
+            clip = client.open_clip(f"half-{dtype}", inline_outputs=True, inline_dtype="float32", backend="torch",
+                                    first_frame=FIRST)
+            frames = [InlineFrame(np.ascontiguousarray(rgb, dtype).tobytes(), SIZE, SIZE, 3, dtype) for rgb in linear]
+            made[dtype] = [(r.images["alpha"].data, r.images["foreground"].data)
+                           for r in clip.frames([(FIRST + n, None, f) for n, f in enumerate(frames)], window=1)]
+    assert made["float16"] == made["float32"]
+    from bridge_server.client.protocol import InlineImage
+    from bridge_server.engine_adapter import Engine
+
+    half = np.zeros((4, 5, 4), np.float16).tobytes()
+    image = InlineImage(buffer=0, shape=(4, 5, 4), dtype="float16")
+    assert Engine(colour_on="torch").inline_plate(half, image).pixels.dtype == np.float16
+    assert Engine(colour_on="ocio").inline_plate(half, image).pixels.dtype == np.float32
+    assert Engine().inline_plate(half, image).pixels.dtype == np.float32  # auto on the CPU: OCIO
