@@ -16,7 +16,9 @@ from .frames import per_frame
 def _box_filter(x: Tensor, radius: int) -> Tensor:
     """Separable mean over a (2r+1) square window, zero padded like the official filter."""
     size = 2 * radius + 1
-    channels = x.shape[1]
+    # A plain int: from the traced shape the ONNX export could not size the kernel (the batch
+    # axis is free) and refused the graph.
+    channels = int(x.shape[1])
     kx = x.new_full((channels, 1, 1, size), 1 / size)
     ky = x.new_full((channels, 1, size, 1), 1 / size)
     x = F.conv2d(x, kx, padding=(0, radius), groups=channels)
