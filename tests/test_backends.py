@@ -250,3 +250,15 @@ def test_a_clip_with_the_fast_guided_filter_refiner_mattes_on_a_cpu_backend_as_t
     for (fgr, pha), (fgr_ref, pha_ref) in zip(mattes, reference):
         assert np.abs(pha - pha_ref).max() <= 1e-3
         assert np.abs(fgr - fgr_ref).max() <= 1e-3
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_flipped_plate_mattes_on_a_cpu_backend_as_its_copy_does(rvm_model, shot, backend):
+    # A plate read bottom up and flipped (``frame[::-1]``) is a view with a negative stride: torch
+    # cannot wrap it, and the runtimes' frame check failed with a ValueError torch raised.
+    flipped = shot[0, ::-1]
+    session = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend)
+    fgr, pha = session.run(flipped)
+    fgr_copy, pha_copy = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend).run(flipped.copy())
+    assert np.array_equal(fgr, fgr_copy) and np.array_equal(pha, pha_copy)
+    assert np.array_equal(flipped, shot[0, ::-1])  # the caller's plate untouched
