@@ -194,6 +194,8 @@ class MattingSession:
         several times slower."""
         # The torch model's checks (shape, finite values, ratio), then its clamp to 0..1 made in
         # the one pass that copies the frames into the contiguous NCHW the runtimes take.
+        if any(stride < 0 for stride in frames.strides):  # a flipped plate: torch takes no negative strides
+            frames = frames.copy(order="K")
         check_source(torch.from_numpy(frames), ratio, clamp=False)
         count, _, height, width = frames.shape
         step = backends.frame_step(self.model, self.backend, self.precision, height, width, ratio)

@@ -228,3 +228,53 @@ def test_a_backend_sessions_frames_never_share_memory_with_its_reused_buffers(rv
     for array in step.scratch._idle.values():
         assert not np.shares_memory(array, fgr) and not np.shares_memory(array, pha)
     assert fgr.flags.c_contiguous and fgr.shape == (384, 320, 3) and pha.shape == (384, 320)
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_clip_with_the_fast_guided_filter_refiner_mattes_on_a_cpu_backend_as_torch_does(shot, backend,
+                                                                                          monkeypatch, tmp_path):
+    # The fast refiner's box filter sized its kernel from the traced shape: with the export's free
+    # batch axis the exporter refused the graph, so such a clip failed on the CPU runtimes (and on
+    # a server's default backend, auto, which picks ONNX Runtime).
+    from rvm_engine.weights import load_model
+
+    fast = load_model("mobilenetv3", refiner="fast_guided_filter")
+    monkeypatch.setenv("RVM_BRIDGE_CACHE", str(tmp_path))  # exported here and now, not found cached
+    frames = shot[:3, :96, :80]
+    reference, _ = _mattes(fast, frames, 0.5, backend="torch")
+    mattes, session = _mattes(fast, frames, 0.5, backend=backend)
+    assert session.backend == backend
+    # The fast filter divides by the window's variance plus 1e-5: in flat windows it magnifies
+    # float rounding (runtimes against torch: up to 5e-4 on the full 384x320 shot; the deep
+    # refiner, 6e-6).
+    for (fgr, pha), (fgr_ref, pha_ref) in zip(mattes, reference):
+        assert np.abs(pha - pha_ref).max() <= 1e-3
+        assert np.abs(fgr - fgr_ref).max() <= 1e-3
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_flipped_plate_mattes_on_a_cpu_backend_as_its_copy_does(rvm_model, shot, backend):
+    # A plate read bottom up and flipped (``frame[::-1]``) is a view with a negative stride: torch
+    # cannot wrap it, and the runtimes' frame check failed with a ValueError torch raised.
+    flipped = shot[0, ::-1]
+    session = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend)
+    fgr, pha = session.run(flipped)
+    fgr_copy, pha_copy = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend).run(flipped.copy())
+    assert np.array_equal(fgr, fgr_copy) and np.array_equal(pha, pha_copy)
+    assert np.array_equal(flipped, shot[0, ::-1])  # the caller's plate untouched
+
+
+@pytest.mark.skipif(not backends.cpu_has_bf16(), reason="this CPU has no bfloat16 instructions")
+def test_a_bfloat16_clip_with_the_fast_guided_filter_refiner_has_no_garbage_pixels(shot):
+    # The fast filter's coefficients divide by a variance plus 1e-5: made in bfloat16 they were
+    # noise, and fgr and pha were off by up to 1.0 (mean 0.035) against float32 on this shot.
+    from rvm_engine.weights import load_model
+
+    fast = load_model("mobilenetv3", refiner="fast_guided_filter")
+    frames = shot[:3]
+    reference, _ = _mattes(fast, frames, 0.25, backend="torch")
+    mattes, session = _mattes(fast, frames, 0.25, backend="torch", precision="bfloat16")
+    assert session.precision == "bfloat16"
+    for (fgr, pha), (fgr_ref, pha_ref) in zip(mattes, reference):
+        assert np.abs(pha - pha_ref).mean() <= 1e-2  # as the deep refiner's bfloat16 mattes are bounded
+        assert np.abs(pha - pha_ref).max() <= 0.5 and np.abs(fgr - fgr_ref).max() <= 0.5
