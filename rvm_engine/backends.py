@@ -50,13 +50,15 @@ class Scratch:
     Fresh memory is paid for on first touch, a page fault a page: on the development VMs filling
     a new 4K frame cost 44-175 ms against 12 ms for the same copy into a reused one. A caller
     borrows, and gives back when done; a second caller at the same time gets a new array, and
-    only one goes back. Held as long as the step is built (``MAX_ENGINES`` shapes at most).
+    only one goes back; past ``MAX_IDLE`` the longest unused goes. Held as long as the step is
+    built (``MAX_ENGINES`` shapes at most): a frame's clamped copy and foreground planes, about
+    200 MB for a 4K shape, 50 MB at 1080p (more while batches of several clips run).
     """
 
     MAX_IDLE = 4
 
     def __init__(self) -> None:
-        self._idle: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+        self._idle: OrderedDict[tuple[str, tuple[int, ...]], np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -70,8 +72,10 @@ class Scratch:
             yield array
         finally:
             with self._lock:
-                if key not in self._idle and len(self._idle) < self.MAX_IDLE:
+                if key not in self._idle:
                     self._idle[key] = array
+                    while len(self._idle) > self.MAX_IDLE:  # the longest unused goes: new shapes reuse too
+                        self._idle.popitem(last=False)
 
 
 class FrameStep(Protocol):
@@ -98,8 +102,12 @@ def cpu_has_bf16() -> bool:
     return any(flag in flags for flag in BF16_FLAGS)
 
 
-def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
-    """The backend that will run: ``auto`` resolved, an unusable choice refused with ``BackendError``."""
+def resolve_backend(backend: str, device: torch.device, precision: str, refiner: str = "deep_guided_filter") -> str:
+    """The backend that will run: ``auto`` resolved, an unusable choice refused with ``BackendError``.
+
+    bfloat16 with the fast guided filter runs in torch: the filter divides by a window's variance
+    plus 1e-5, which OpenVINO computes in bfloat16 and rounds to noise (alpha off by up to 1.0 on
+    whole pixels); torch computes the filter in float32 (``FastGuidedFilterRefiner``)."""
     if backend not in BACKENDS:
         raise BackendError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
     if device.type != "cpu":
@@ -107,8 +115,13 @@ def resolve_backend(backend: str, device: torch.device, precision: str) -> str:
             raise BackendError(f"the {backend} backend runs on the CPU; on {device.type} the engine runs torch "
                                "(use --backend torch or auto)")
         return "torch"
+    fragile = precision == "bfloat16" and refiner == "fast_guided_filter"
     if backend == "auto":
-        return next(candidate for candidate in AUTO_PREFERENCE[precision] if is_installed(candidate))
+        return "torch" if fragile else next(c for c in AUTO_PREFERENCE[precision] if is_installed(c))
+    if backend == "openvino" and fragile:
+        raise BackendError("OpenVINO runs the fast guided filter in bfloat16, which turns whole pixels to garbage: "
+                           "use --backend torch (its filter runs in float32) or --precision float32, or the deep "
+                           "guided filter")
     if not is_installed(backend):
         raise BackendError(f"the {backend} backend needs the {PIP_PACKAGES[backend]} package: "
                            f"pip install {PIP_PACKAGES[backend]} (or choose --backend torch)")

@@ -136,7 +136,8 @@ _lock = threading.Lock()
 
 
 def model_in(model: MattingNetwork, dtype: torch.dtype) -> MattingNetwork:
-    """``model`` itself for float32, else a copy of it cast to ``dtype`` (made once, kept)."""
+    """``model`` itself for float32, else a copy of it cast to ``dtype`` (made once, kept: weights
+    changed in place on ``model`` afterwards do not reach it; load a new model instead)."""
     if dtype == torch.float32:
         return model
     with _lock:

@@ -119,7 +119,7 @@ class MattingNetwork(nn.Module):
             fgr, pha = self.refiner(src, src_sm, fgr_residual, pha, hid)
             return [fgr, pha, *rec]
         fgr = (fgr_residual + src).clamp(0.0, 1.0)
-        return [fgr, pha.clamp(0.0, 1.0), *rec]
+        return [fgr, pha.to(fgr.dtype).clamp(0.0, 1.0), *rec]  # both in the frame's precision, as refined ones are
 
 
 def _resize(x: Tensor, scale: float) -> Tensor:

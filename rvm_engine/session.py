@@ -80,7 +80,7 @@ class MattingSession:
         if precision == "float16" and self.device.type == "cpu":
             raise FrameInputError("precision float16 needs a CUDA device; use float32 (or bfloat16) on the CPU")
         precision = backends.effective_precision(precision, self.device)
-        self.backend = backends.resolve_backend(backend, self.device, precision)
+        self.backend = backends.resolve_backend(backend, self.device, precision, model.refiner_name)
         self.dtype = PRECISIONS[precision]
         self.framing = check_framing(framing)
         self.model = model
@@ -202,12 +202,14 @@ class MattingSession:
         if self._rec[0] is None:
             self._rec = backends.cold_states(self.model, height, width, ratio)
         fgrs, phas = [], []
-        with step.scratch.borrow("src", frames.shape) as clamped, \
+        # One frame's clamped copy and planes, reused frame after frame (a series of T frames
+        # would otherwise keep a T-frame copy for the next call).
+        with step.scratch.borrow("src", (1, 3, height, width)) as clamped, \
                 step.scratch.borrow("fgr", (1, 3, height, width)) as planes:
-            np.clip(frames, 0.0, 1.0, out=clamped)
-            for frame in clamped:
+            for index in range(count):
+                np.clip(frames[index:index + 1], 0.0, 1.0, out=clamped)
                 # Interleaved results are made from planes the step writes into reused memory.
-                fgr, pha, self._rec = step.run(frame[None], self._rec, planes if interleave else None)
+                fgr, pha, self._rec = step.run(clamped, self._rec, planes if interleave else None)
                 fgrs.append(interleaved(fgr) if interleave else fgr)
                 phas.append(pha[:, 0] if interleave else pha)
                 self.frames_run += 1

@@ -278,3 +278,34 @@ def test_a_bfloat16_clip_with_the_fast_guided_filter_refiner_has_no_garbage_pixe
     for (fgr, pha), (fgr_ref, pha_ref) in zip(mattes, reference):
         assert np.abs(pha - pha_ref).mean() <= 1e-2  # as the deep refiner's bfloat16 mattes are bounded
         assert np.abs(pha - pha_ref).max() <= 0.5 and np.abs(fgr - fgr_ref).max() <= 0.5
+
+
+def test_bfloat16_with_the_fast_guided_filter_runs_in_torch_and_openvino_is_refused_with_what_to_do():
+    cpu = torch.device("cpu")
+    assert resolve_backend("auto", cpu, "bfloat16", "fast_guided_filter") == "torch"
+    assert resolve_backend("auto", cpu, "float32", "fast_guided_filter") == resolve_backend("auto", cpu, "float32")
+    if backends.is_installed("openvino"):
+        assert resolve_backend("auto", cpu, "bfloat16") == "openvino"
+        with pytest.raises(BackendError, match="--backend torch"):
+            resolve_backend("openvino", cpu, "bfloat16", "fast_guided_filter")
+        assert resolve_backend("openvino", cpu, "float32", "fast_guided_filter") == "openvino"
+
+
+def test_scratch_keeps_the_latest_shapes_when_full():
+    scratch = backends.Scratch()
+    arrays = {}
+    for width in range(backends.Scratch.MAX_IDLE + 2):
+        with scratch.borrow("src", (1, 1, 2, width + 1)) as array:
+            arrays[width] = array
+    with scratch.borrow("src", (1, 1, 2, backends.Scratch.MAX_IDLE + 2)) as newest:
+        assert newest is arrays[backends.Scratch.MAX_IDLE + 1]  # a shape seen late is reused too
+    with scratch.borrow("src", (1, 1, 2, 1)) as oldest:
+        assert oldest is not arrays[0]  # the longest unused went
+
+
+@pytest.mark.parametrize("backend", CPU_BACKENDS)
+def test_a_series_of_frames_keeps_one_frame_of_scratch_not_the_series(rvm_model, shot, backend):
+    session = MattingSession(rvm_model, downsample_ratio=0.25, backend=backend)
+    session.run_batch(np.stack(shot[:4]))
+    step = backends.frame_step(rvm_model, backend, "float32", 384, 320, 0.25)
+    assert all(shape[0] == 1 for _, shape in step.scratch._idle)
