@@ -171,8 +171,14 @@ class Engine:
 
     @staticmethod
     def plate_nbytes(plate: Union[Plate, PreparedPlate]) -> int:
+        """Bytes a queued frame holds: the plate as read and, once prepared, its model-space
+        image and, on the torch colour road, its float32 copy for the way back (a half plate's is
+        a second image twice its size; a float32 plate's on the CPU is the plate itself)."""
         if isinstance(plate, PreparedPlate):
-            return int(plate.plate.pixels.nbytes + plate.model_rgb.nbytes)
+            held = plate.plate.pixels.nbytes + plate.model_rgb.nbytes
+            if plate.pixels is not None and plate.pixels.data_ptr() != plate.plate.pixels.ctypes.data:
+                held += plate.pixels.nbytes
+            return int(held)
         return int(plate.pixels.nbytes)
 
     # -- plates ------------------------------------------------------------------------------

@@ -104,3 +104,20 @@ def test_a_long_inline_render_never_goes_cold_when_its_cached_outputs_fill_the_b
             assert bytes(again[1][0]) == bytes(first[1][0])
     finally:
         assert server.stop() == 0, server.log_tail()
+
+
+def test_a_half_plate_queued_on_the_gpu_road_counts_the_float32_copy_it_holds(tmp_path):
+    # On the torch colour road a half plate stays half and its float32 copy goes to the device for
+    # the foreground's way back: a queued frame holds both, and the budget and status must count
+    # both (a float32 plate's copy on the CPU is the plate itself, counted once).
+    from bridge_server.engine_adapter import Engine
+    from rvm_engine.clip import ClipSettings, prepare_plate
+    from rvm_engine.plates import read_plate
+
+    pattern = write_shot(str(tmp_path), count=1)
+    path = pattern.replace("####", str(FIRST))
+    height, width = SIZE, SIZE
+    for half, held in ((True, height * width * 3 * (2 + 4 + 4)), (False, height * width * 3 * (4 + 4))):
+        prepared = prepare_plate(ClipSettings(colour_on="torch"), read_plate(path, half=half))
+        assert prepared.plate.pixels.dtype == (np.float16 if half else np.float32)
+        assert Engine.plate_nbytes(prepared) == held
