@@ -26,7 +26,8 @@ class Plate:
     """One frame of a plate, R, G, B over the display window.
 
     ``pixels`` is float32 ``[height, width, 3]`` in the file's own values (no colour
-    conversion); ``display_window`` and ``data_window`` are ``(x, y, width, height)`` as in
+    conversion), or float16 when read with ``read_plate(half=True)`` from half channels (the torch
+    colour road, which converts on its device; ``prepare_plate`` makes float32 of it otherwise); ``display_window`` and ``data_window`` are ``(x, y, width, height)`` as in
     the file; ``channels`` are the file's names of the channels read (e.g. ``beauty.R``).
     """
 
