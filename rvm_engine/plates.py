@@ -71,7 +71,7 @@ def read_plate(path: str | os.PathLike[str], *, layer: str | None = None, half: 
     ``R``/``r``/``red`` (and G, B alike); other channels are ignored.
 
     ``half``: channels stored as half stay half (``float16`` pixels; every half is exactly a
-    float32, so nothing changes but who converts): reading is about a fifth cheaper and the frame
+    float32, so nothing changes but who converts): reading is a fifth to a third cheaper and the frame
     half the bytes to move, for the torch colour road, which converts on its device. Channels
     stored otherwise are read as ``float32`` either way.
 
