@@ -180,8 +180,7 @@ def prepare_plate(settings: ClipSettings, plate: Plate, colour: Optional[PlateCo
         model_rgb, bad = colour.to_model(plate.pixels)
         return PreparedPlate(plate, model_rgb, bad)
     # Half plates go to the device as half and become float32 there (exactly: a half is a float32).
-    host = np.ascontiguousarray(plate.pixels, dtype=plate.pixels.dtype if plate.pixels.dtype == np.float16
-                                else np.float32)
+    host = np.ascontiguousarray(plate.pixels, dtype=np.float16 if plate.pixels.dtype == np.float16 else np.float32)
     pixels = torch.from_numpy(host if host.flags.writeable else host.copy()).to(baked.device).float()
     on_device, bad = baked.to_model(pixels)
     return PreparedPlate(plate, on_device, bad, pixels)

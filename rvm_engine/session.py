@@ -10,6 +10,7 @@ many clips on one GPU).
 from __future__ import annotations
 
 import copy
+from contextlib import nullcontext
 from typing import Any, Hashable, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
@@ -204,12 +205,12 @@ class MattingSession:
         fgrs, phas = [], []
         # One frame's clamped copy and planes, reused frame after frame (a series of T frames
         # would otherwise keep a T-frame copy for the next call).
-        with step.scratch.borrow("src", (1, 3, height, width)) as clamped, \
-                step.scratch.borrow("fgr", (1, 3, height, width)) as planes:
+        planes_or_none = step.scratch.borrow("fgr", (1, 3, height, width)) if interleave else nullcontext(None)
+        with step.scratch.borrow("src", (1, 3, height, width)) as clamped, planes_or_none as planes:
             for index in range(count):
                 np.clip(frames[index:index + 1], 0.0, 1.0, out=clamped)
                 # Interleaved results are made from planes the step writes into reused memory.
-                fgr, pha, self._rec = step.run(clamped, self._rec, planes if interleave else None)
+                fgr, pha, self._rec = step.run(clamped, self._rec, planes)
                 fgrs.append(interleaved(fgr) if interleave else fgr)
                 phas.append(pha[:, 0] if interleave else pha)
                 self.frames_run += 1
