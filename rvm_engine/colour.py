@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import OpenImageIO as oiio
 
+from rvm_engine import ocio_direct
 from rvm_engine.errors import ColourError, FrameInputError
 
 BUILTIN_CONFIG = "ocio://default"
@@ -99,9 +100,14 @@ class PlateColour:
         holds NaN. Raises FrameInputError for a wrong shape, ColourError if OCIO fails.
         """
         safe, bad = make_finite(_check_rgb(rgb, "plate"))
-        out = safe if self.identity else self.convert(safe, inverse=False)
-        # fmax before fmin: NaN -> 0, +Inf -> 1, -Inf -> 0, all else clamped to 0..1.
-        return np.fmin(np.fmax(out, 0.0), 1.0).astype(np.float32, copy=False), bad
+        # fmax before fmin: NaN -> 0, +Inf -> 1, -Inf -> 0, all else clamped to 0..1 (in place on
+        # the converted copy; an identity plate is the caller's, so fmax makes the copy).
+        if self.identity:
+            out = np.fmax(safe, 0.0)
+        else:
+            out = self.convert(safe, inverse=False)
+            np.fmax(out, 0.0, out=out)
+        return np.fmin(out, 1.0, out=out), bad
 
     def foreground_to_plate(
         self,
@@ -135,27 +141,50 @@ class PlateColour:
             return result
         fgr, model = fgr[region], model[region]
         if self.identity:
-            lin_fgr, lin_model = fgr, model
+            result[region] += fgr - model
+            return result
+        # Both in one array, one OCIO call, converted in place.
+        rows = fgr.shape[0]
+        both = np.empty((2 * rows, *fgr.shape[1:]), np.float32)
+        if self.display is not None:  # keep the steep top of the inverse out of reach
+            np.minimum(fgr, DISPLAY_INVERSE_CAP, out=both[:rows])
+            np.minimum(model, DISPLAY_INVERSE_CAP, out=both[rows:])
         else:
-            if self.display is not None:  # keep the steep top of the inverse out of reach
-                fgr = np.minimum(fgr, DISPLAY_INVERSE_CAP)
-                model = np.minimum(model, DISPLAY_INVERSE_CAP)
-            # One OCIO call for both: half the per-call overhead.
-            both = self.convert(np.concatenate([fgr, model], axis=0), inverse=True)
-            lin_fgr, lin_model = both[: fgr.shape[0]], both[fgr.shape[0] :]
-        correction = lin_fgr - lin_model
-        if not self.identity:
-            # Keep the plate exactly where the model left a channel alone; drop corrections the
-            # inverse cannot make. (Without a conversion both hold already: equal values give
-            # 0.0 and all values are finite, so the three extra passes are skipped.)
-            correction[(fgr == model) | ~np.isfinite(correction)] = 0.0
+            both[:rows], both[rows:] = fgr, model
+        # Keep the plate exactly where the model left a channel alone (without a conversion,
+        # equal values give 0.0 already).
+        unchanged = both[:rows] == both[rows:]
+        self.convert_in_place(both, inverse=True)
+        correction = np.subtract(both[:rows], both[rows:], out=both[:rows])
+        # Drop corrections the inverse cannot make.
+        correction[unchanged | ~np.isfinite(correction)] = 0.0
         result[region] += correction
         return result
 
     def convert(self, rgb: np.ndarray, *, inverse: bool) -> np.ndarray:
         """One OCIO call, nothing else: float ``[H, W, 3]`` plate -> model (or model -> plate with
-        ``inverse``), no clamp, no NaN handling. ``colour_torch`` bakes and checks its LUTs with it.
-        Raises ColourError if OCIO fails."""
+        ``inverse``) in a new array, no clamp, no NaN handling. ``colour_torch`` bakes and checks its
+        LUTs with it. Raises ColourError if OCIO fails."""
+        out = np.array(rgb, dtype=np.float32, order="C", copy=True)
+        self.convert_in_place(out, inverse=inverse)
+        return out
+
+    def convert_in_place(self, rgb: np.ndarray, *, inverse: bool) -> None:
+        """:meth:`convert` into C-contiguous float32 ``rgb`` itself: with PyOpenColorIO straight on
+        the array (``ocio_direct``), else through OpenImageIO and copied back."""
+        try:
+            processor = ocio_direct.cpu_processor(
+                self.config, self.colour_space, self.model_space, self.display, self.view, inverse
+            )
+            if processor is not None:
+                ocio_direct.apply_in_place(processor, rgb)
+                return
+        except Exception as exc:  # OCIO's own exception type comes from an optional module
+            raise ColourError(f"OCIO could not convert {self!r}: {str(exc).strip()}") from exc
+        rgb[...] = self._convert_oiio(rgb, inverse=inverse)
+
+    def _convert_oiio(self, rgb: np.ndarray, *, inverse: bool) -> np.ndarray:
+        """The same conversion through OpenImageIO's ImageBufAlgo (copies in and out)."""
         buf = _image_buf(rgb)
         if self.display is None or self.view is None:
             src, dst = (self.model_space, self.colour_space) if inverse else (self.colour_space, self.model_space)

@@ -1,0 +1,214 @@
+"""OCIO straight on the array (PyOpenColorIO) gives the numbers OpenImageIO's road gives, bit for bit."""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import numpy as np
+import OpenImageIO as oiio
+import pytest
+
+from rvm_engine import ocio_direct
+from rvm_engine.colour import SCENE_LINEAR_REC709, PlateColour, colour_space_names, display_views
+from rvm_engine.errors import ColourError
+
+RNG = np.random.default_rng(5)
+
+
+def plate_values(rows: int = 24, width: int = 40) -> np.ndarray:
+    """Shadows, mid-tones, highlights far above 1.0, negatives, and the edges 0 and 1 exactly."""
+    parts = [RNG.random((rows, width, 3), dtype=np.float32) * scale for scale in (0.01, 1.0, 8.0, 500.0)]
+    parts.append(-RNG.random((4, width, 3), dtype=np.float32))
+    parts.append(np.zeros((2, width, 3), np.float32))
+    parts.append(np.ones((2, width, 3), np.float32))
+    return np.concatenate(parts)
+
+
+def both_roads(colour: PlateColour, rgb: np.ndarray, inverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    return colour._convert_oiio(rgb, inverse=inverse), colour.convert(rgb, inverse=inverse)
+
+
+@pytest.fixture
+def direct_road_only(monkeypatch):
+    """Fails the test if PlateColour falls back to OpenImageIO's road."""
+    assert ocio_direct.why_not() is None, ocio_direct.why_not()
+
+    def no_fallback(*args, **kwargs):
+        raise AssertionError("OpenImageIO's road was taken")
+
+    monkeypatch.setattr(PlateColour, "_convert_oiio", no_fallback)
+
+
+def test_the_direct_road_is_on_exactly_when_pyopencolorio_is_openimageios_ocio_release():
+    import PyOpenColorIO
+
+    same = PyOpenColorIO.GetVersion().split(".")[:2] == oiio.get_string_attribute("opencolorio_version").split(".")[:2]
+    assert (ocio_direct.why_not() is None) == same
+    # This project pins the release OpenImageIO carries, so here the road is on.
+    assert same, f"pyproject's opencolorio pin no longer matches OpenImageIO's OCIO {oiio.get_string_attribute('opencolorio_version')}"
+
+
+def test_every_builtin_colour_space_converts_the_same_both_roads_both_ways():
+    values = plate_values()
+    spaces = colour_space_names()
+    assert len(spaces) > 20
+    for space in spaces:
+        colour = PlateColour(space)
+        for inverse, rgb in ((False, values), (True, np.clip(values, 0.0, 1.0))):
+            oiio_road, direct = both_roads(colour, rgb, inverse)
+            assert np.array_equal(oiio_road, direct, equal_nan=True), (space, inverse)
+
+
+@pytest.mark.parametrize("space", [SCENE_LINEAR_REC709, "ACEScg"])
+def test_every_display_view_converts_the_same_both_roads_both_ways(space):
+    values = plate_values(rows=6, width=16)
+    for view in display_views():
+        colour = PlateColour(space, to_model=f"display:{view}")
+        for inverse, rgb in ((False, values), (True, np.clip(values, 0.0, 0.95))):
+            oiio_road, direct = both_roads(colour, rgb, inverse)
+            assert np.array_equal(oiio_road, direct, equal_nan=True), (view, inverse)
+
+
+def test_to_model_and_foreground_to_plate_match_the_openimageio_road(monkeypatch):
+    plate = plate_values(rows=40, width=64)
+    for space, road in ((SCENE_LINEAR_REC709, "srgb"), ("ACEScg", "srgb"), ("ACEScg", "display")):
+        colour = PlateColour(space, to_model=road)
+        fgr = np.clip(colour.to_model(plate)[0] + RNG.normal(0, 0.05, plate.shape).astype(np.float32), 0, 1)
+        fgr[:10] = colour.to_model(plate)[0][:10]  # rows the model left alone keep the plate exactly
+        alpha = np.zeros(plate.shape[:2], np.float32)
+        alpha[5:70, 3:50] = 1.0
+        results = []
+        for setting in ("1", "0"):
+            monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", setting)
+            model, bad = colour.to_model(plate)
+            results.append((model, bad, colour.foreground_to_plate(fgr, model, plate, alpha=alpha)))
+        assert ocio_direct.why_not() == "RVM_BRIDGE_OCIO_DIRECT=0 in the environment"
+        (model_a, bad_a, out_a), (model_b, bad_b, out_b) = results
+        assert bad_a == bad_b == 0 and np.array_equal(model_a, model_b) and np.array_equal(out_a, out_b)
+        assert np.array_equal(out_a[:10], plate[:10])
+
+
+@pytest.mark.parametrize("shape", [(1, 5, 3), (31, 7, 3), (33, 7, 3), (97, 3, 3), (1081, 17, 3)])
+@pytest.mark.parametrize("threads", [1, 2, 3, 16])
+def test_bands_of_rows_on_threads_give_what_one_pass_gives(shape, threads):
+    colour = PlateColour("ACEScg")
+    processor = ocio_direct.cpu_processor(colour.config, colour.colour_space, colour.model_space, None, None, False)
+    rgb = RNG.random(shape, dtype=np.float32) * 4
+    one_pass = rgb.copy()
+    ocio_direct._apply(processor, one_pass)
+    before = oiio.get_int_attribute("threads")
+    oiio.attribute("threads", threads)
+    try:
+        banded = rgb.copy()
+        ocio_direct.apply_in_place(processor, banded)
+    finally:
+        oiio.attribute("threads", before)
+    assert np.array_equal(banded, one_pass)
+    assert not np.array_equal(banded, rgb)
+
+
+def test_the_callers_arrays_are_never_written_and_odd_layouts_are_taken(direct_road_only):
+    colour = PlateColour("ACEScg")
+    base = plate_values(rows=8, width=12)
+    kept = base.copy()
+    flipped = base[::-1, ::2]  # negative and doubled strides
+    as_double = base.astype(np.float64)
+    out_flipped = colour.convert(flipped, inverse=False)
+    out_double = colour.convert(as_double, inverse=False)
+    assert np.array_equal(base, kept)
+    assert out_flipped.flags.c_contiguous and out_flipped.dtype == np.float32
+    assert np.array_equal(out_flipped, colour.convert(np.ascontiguousarray(flipped), inverse=False))
+    assert np.array_equal(out_double, colour.convert(base, inverse=False))
+    model = colour.to_model(base)[0]
+    fgr = np.clip(model * 1.1, 0, 1)
+    fgr_kept, model_kept = fgr.copy(), model.copy()
+    colour.foreground_to_plate(fgr, model, base)
+    assert np.array_equal(fgr, fgr_kept) and np.array_equal(model, model_kept) and np.array_equal(base, kept)
+
+
+def test_wrong_pixels_for_the_in_place_call_are_refused_by_name():
+    colour = PlateColour("ACEScg")
+    with pytest.raises(ColourError, match="C-contiguous float32"):
+        colour.convert_in_place(np.zeros((4, 4, 3), np.float64), inverse=False)
+    with pytest.raises(ColourError, match="C-contiguous float32"):
+        colour.convert_in_place(np.zeros((4, 8, 3), np.float32)[:, ::2], inverse=False)
+
+
+def test_a_show_config_with_a_lut_file_converts_the_same_both_roads(tmp_path, monkeypatch):
+    """A relative LUT path is found beside the config on the direct road too."""
+    luts = tmp_path / "luts"
+    luts.mkdir()
+    samples = np.linspace(0.0, 1.0, 17) ** 0.6
+    (luts / "curve.spi1d").write_text(
+        "Version 1\nFrom 0.0 1.0\nLength 17\nComponents 1\n{\n" + "".join(f"  {v:.6f}\n" for v in samples) + "}\n"
+    )
+    config = tmp_path / "show.ocio"
+    config.write_text(
+        "ocio_profile_version: 2\nsearch_path: luts\n"
+        "roles:\n  default: linear\n  scene_linear: linear\n"
+        "displays:\n  sRGB:\n    - !<View> {name: Curve, colorspace: graded}\n"
+        "colorspaces:\n"
+        "  - !<ColorSpace>\n    name: linear\n"
+        "  - !<ColorSpace>\n    name: graded\n"
+        "    from_scene_reference: !<FileTransform> {src: curve.spi1d, interpolation: linear}\n"
+        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
+        "    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}\n"
+    )
+    monkeypatch.setenv("OCIO", str(config))
+    values = np.clip(plate_values(rows=6, width=10), 0.0, 1.0)
+    for space in ("linear", "graded"):
+        colour = PlateColour(space)
+        assert ocio_direct.why_not() is None
+        direct = colour.convert(values, inverse=False)
+        monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", "0")
+        oiio_road = colour.convert(values, inverse=False)
+        monkeypatch.delenv("RVM_BRIDGE_OCIO_DIRECT")
+        assert np.array_equal(direct, oiio_road)
+    assert not np.array_equal(PlateColour("graded").convert(values, inverse=False),
+                              PlateColour("linear").convert(values, inverse=False))
+
+
+def test_a_lut_the_config_names_but_lacks_is_a_colour_error_naming_it(tmp_path, monkeypatch):
+    config = tmp_path / "broken.ocio"
+    config.write_text(
+        "ocio_profile_version: 2\n"
+        "roles:\n  default: linear\n  scene_linear: linear\n"
+        "displays:\n  sRGB:\n    - !<View> {name: Raw, colorspace: linear}\n"
+        "colorspaces:\n"
+        "  - !<ColorSpace>\n    name: linear\n"
+        "  - !<ColorSpace>\n    name: graded\n"
+        "    from_scene_reference: !<FileTransform> {src: gone.spi1d}\n"
+        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
+        "    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}\n"
+    )
+    monkeypatch.setenv("OCIO", str(config))
+    colour = PlateColour("graded")
+    with pytest.raises(ColourError, match=r"gone\.spi1d"):
+        colour.to_model(np.full((2, 2, 3), 0.5, np.float32))
+
+
+def _convert_in_child(queue) -> None:
+    colour = PlateColour("ACEScg")
+    queue.put(colour.convert(np.full((200, 8, 3), 0.25, np.float32), inverse=False)[0, 0].tolist())
+
+
+def test_a_forked_child_makes_its_own_threads():
+    """The parent's band threads are not in a forked child; the child must not wait for them."""
+    colour = PlateColour("ACEScg")
+    before = oiio.get_int_attribute("threads")
+    oiio.attribute("threads", 2)
+    try:
+        expected = colour.convert(np.full((200, 8, 3), 0.25, np.float32), inverse=False)[0, 0].tolist()
+    finally:
+        oiio.attribute("threads", before)
+    assert ocio_direct._pool is not None  # the parent has made its pool
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_convert_in_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive and child.exitcode == 0
+    assert queue.get(timeout=5) == expected
