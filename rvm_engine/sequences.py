@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import fileseq
 
 from rvm_engine.errors import PlateError
+from rvm_engine.movie_frames import frame_count, is_movie
 
 _TOKEN_CHARS = re.compile(r"#|@|%0?\d*d|\$F\d*")
 # In a folder name a lone "@" is too common (user@host, @eaDir) to call a frame token.
@@ -177,7 +178,6 @@ def _has_token(text: str) -> bool:
 
 
 def _is_movie_file(text: str) -> bool:
-    from rvm_engine.movie_frames import is_movie  # movie_frames reads plates, which import this
 
     return is_movie(text) and os.path.isfile(text)
 
@@ -226,7 +226,6 @@ def _single_file(text: str, frames: str | Sequence[int] | None) -> FrameSequence
         raise PlateError(
             f"Plate {text} does not exist. For a sequence put a frame token in the name, e.g. {_TOKEN_HINT}."
         )
-    from rvm_engine.movie_frames import frame_count, is_movie  # movie_frames reads plates, which import this
 
     if is_movie(text):  # a movie is a clip of its own: frames 0 .. count-1
         count = frame_count(text)
