@@ -18,6 +18,7 @@ import fileseq
 import numpy as np
 import torch
 
+from rvm_engine import ocio_direct
 from rvm_engine.clip import ClipMatter, ClipSettings, MatteResult, PreparedPlate, matte_clips, prepare_plate, reads_half
 from rvm_engine.colour import colour_space_names
 from rvm_engine.errors import ColourError, FrameInputError, PlateError, RVMError, WeightsError
@@ -295,6 +296,11 @@ class Engine:
         if result.foreground is not None:
             images.append(("foreground", [height, width, 3], dtype, _encode(result.foreground, dtype)))
         return images
+
+    @staticmethod
+    def colour_road() -> Dict[str, str]:
+        """How OCIO runs on the CPU here: straight on the arrays, or through OpenImageIO and why."""
+        return ocio_direct.describe()
 
     @staticmethod
     def colour_spaces() -> List[str]:

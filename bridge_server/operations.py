@@ -92,7 +92,7 @@ class Operations(Replies):
                 "internal_errors": self.internal_errors, "refused_connections": self.handshakes.refused,
                 "batching": {"batch_max": self.pipeline.batch_max, "batches": batches, "batched_frames": batched,
                              "mean_batch": round(batched / batches, 3) if batches else 0.0},
-                "shared_memory": self.shared.describe()}
+                "shared_memory": self.shared.describe(), "colour_road": self.engine.colour_road()}
 
     def _attach_shared(self, request: Request) -> Dict[str, Any]:
         assert request.attach is not None

@@ -47,6 +47,16 @@ def why_not() -> str | None:
     return None
 
 
+def describe() -> dict[str, str]:
+    """Which road colour takes on the CPU, for status reports: ``{"road": "direct", "ocio": version}`` or
+    ``{"road": "openimageio", "ocio": version, "why": why_not()}``."""
+    ocio = str(oiio.get_string_attribute("opencolorio_version"))
+    why = why_not()
+    if why is None:
+        return {"road": "direct", "ocio": str(_ocio.GetVersion())}
+    return {"road": "openimageio", "ocio": ocio, "why": why}
+
+
 def cpu_processor(config: str, source: str, target: str, display: str | None, view: str | None, inverse: bool) -> Any:
     """OCIO's CPU processor for what ``PlateColour.convert`` does, or None where this road is not taken.
 

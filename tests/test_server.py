@@ -192,6 +192,11 @@ def test_status_shows_models_clips_queue_memory_and_throughput(shot, client):
     assert status["memory"]["states"] > 0 and status["dropped"]["states"] == 0
     text = format_status(client.address, status)
     assert clip.id in text and "frames/s" in text and "queue depth" in text and "states at frames 1001" in text
+    # The bridge runs in this environment, where PyOpenColorIO is OpenImageIO's OCIO release.
+    assert status["colour_road"]["road"] == "direct" and "straight on the frames" in text
+    slower = format_status(client.address, dict(status, colour_road={"road": "openimageio", "ocio": "2.5.1",
+                                                                     "why": "PyOpenColorIO is not installed"}))
+    assert "through OpenImageIO, slower (PyOpenColorIO is not installed)" in slower
     described = client.describe_models()
     parameters = {parameter["name"]: parameter for parameter in described["parameters"]}
     assert "downsample_ratio" in parameters and "dwaa" in parameters["compression"]["choices"]

@@ -68,6 +68,12 @@ def format_status(address: str, status: Any, roots: Any = ()) -> str:
         lines.append(f"  shared memory: {shared.get('bytes', 0) / 2 ** 20:.0f} of {shared.get('limit', 0) / 2 ** 20:.0f} "
                      f"MiB lent{' (' + owners + ')' if owners else ''}; {shared.get('dropped', 0)} dropped when "
                      "their process was gone")
+    road = status.get("colour_road") or {}
+    if road.get("road") == "direct":
+        lines.append(f"  colour on the CPU: OCIO {road.get('ocio', '?')} straight on the frames")
+    elif road:
+        lines.append(f"  colour on the CPU: OCIO {road.get('ocio', '?')} through OpenImageIO, slower "
+                     f"({road.get('why', 'reason not given')})")
     lines.append(f"  clips: {len(status['clips'])}")
     for clip in status["clips"]:
         heads = ", ".join(f"{h['frame']}{'' if h['exact'] else ' (not exact)'}" for h in clip["heads"])
