@@ -165,13 +165,20 @@ class PlateColour:
         """One OCIO call, nothing else: float ``[H, W, 3]`` plate -> model (or model -> plate with
         ``inverse``) in a new array, no clamp, no NaN handling. ``colour_torch`` bakes and checks its
         LUTs with it. Raises ColourError if OCIO fails."""
-        out = np.array(rgb, dtype=np.float32, order="C", copy=True)
+        out = np.array(_check_rgb(rgb, "image to convert"), dtype=np.float32, order="C", copy=True)
         self.convert_in_place(out, inverse=inverse)
         return out
 
     def convert_in_place(self, rgb: np.ndarray, *, inverse: bool) -> None:
-        """:meth:`convert` into C-contiguous float32 ``rgb`` itself: with PyOpenColorIO straight on
-        the array (``ocio_direct``), else through OpenImageIO and copied back."""
+        """:meth:`convert` into writable C-contiguous float32 ``[H, W, 3]`` ``rgb`` itself: with
+        PyOpenColorIO straight on the array (``ocio_direct``), else through OpenImageIO and copied
+        back. Raises FrameInputError for other pixels, ColourError if OCIO fails."""
+        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.float32 and rgb.flags.c_contiguous):
+            raise FrameInputError(f"Converting in place needs C-contiguous float32 pixels, not {type(rgb).__name__} "
+                                  f"{getattr(rgb, 'dtype', '')}; use convert(), which copies.")
+        if not rgb.flags.writeable:
+            raise FrameInputError("Converting in place needs writable pixels; these are read-only. Use convert().")
+        _check_rgb(rgb, "image to convert")
         try:
             processor = ocio_direct.cpu_processor(
                 self.config, self.colour_space, self.model_space, self.display, self.view, inverse
@@ -179,8 +186,8 @@ class PlateColour:
             if processor is not None:
                 ocio_direct.apply_in_place(processor, rgb)
                 return
-        except Exception as exc:  # OCIO's own exception type comes from an optional module
-            raise ColourError(f"OCIO could not convert {self!r}: {str(exc).strip()}") from exc
+        except ocio_direct.ocio_errors() as exc:
+            raise ColourError(f"OCIO could not convert {self!r}: {_ocio_message(exc)}") from exc
         rgb[...] = self._convert_oiio(rgb, inverse=inverse)
 
     def _convert_oiio(self, rgb: np.ndarray, *, inverse: bool) -> np.ndarray:
@@ -216,6 +223,13 @@ def _image_buf(rgb: np.ndarray) -> Any:
     return buf
 
 
+def _ocio_message(exc: BaseException) -> str:
+    if isinstance(exc, UnicodeDecodeError):  # OCIO quoted a binary file's bytes in its message
+        return ("its config or a LUT file it names could not be read (OCIO's message quoted binary "
+                "bytes, as it does for a file that is not text); check the config's files")
+    return str(exc).strip()
+
+
 def make_finite(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """(``rgb``, or a copy with NaN/-Inf -> 0 and +Inf -> SAFE_MAX; pixels that held any)."""
     finite = np.isfinite(rgb)
@@ -245,8 +259,13 @@ def _check_rgb(rgb: np.ndarray, what: str) -> np.ndarray:
     return np.asarray(arr, dtype=np.float32)
 
 
-@functools.lru_cache(maxsize=8)
 def _load_config(name: str) -> Any:
+    """OpenImageIO's view of a config, read again when its file changes (``ocio_direct.config_stamp``)."""
+    return _load_config_stamped(name, ocio_direct.config_stamp(name))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_config_stamped(name: str, stamp: tuple[str, int, int]) -> Any:
     if os.path.exists(name) and not os.path.isfile(name):
         # OpenImageIO would read a named pipe or device with Python's lock held: every thread hangs.
         raise ColourError(f"Cannot use the OCIO config {name}: it is not a regular file; name the config.ocio file.")

@@ -8,7 +8,7 @@ rows on two threads (it lets Python's lock go), takes about 10 ms for the same t
 OpenImageIO carries its own OCIO inside. This road is taken only when the PyOpenColorIO module is
 the same major.minor release: then both read a config the same way, the built-in configs are the
 same, and the numbers agree bit for bit (tests/test_colour.py checks every space and display view
-of the built-in config both ways). Otherwise, or with ``RVM_BRIDGE_OCIO_DIRECT=0`` in the environment,
+of the built-in config both ways). Otherwise, or with ``RVM_BRIDGE_OCIO_DIRECT=0`` (off, no, false),
 :func:`cpu_processor` answers None and ``colour.PlateColour`` keeps OpenImageIO's road.
 """
 
@@ -23,11 +23,16 @@ from typing import Any
 import numpy as np
 import OpenImageIO as oiio
 
+_import_problem = ""
 try:  # an optional speed-up: without it OpenImageIO does the same work, slower
     import PyOpenColorIO as _ocio
-except ImportError:  # pragma: no cover - exercised where the wheel is missing
+except Exception as exc:  # pragma: no cover - missing, or a broken wheel (OSError from its library)
     _ocio = None
+    _import_problem = f"{type(exc).__name__}: {exc}"
 
+#: ``RVM_BRIDGE_OCIO_DIRECT`` set to one of these keeps colour on OpenImageIO's road.
+ENV_SWITCH = "RVM_BRIDGE_OCIO_DIRECT"
+_OFF = ("0", "off", "no", "false")
 #: Bands thinner than this are not worth a thread of their own.
 MIN_ROWS_PER_BAND = 32
 _pool_lock = threading.Lock()
@@ -36,15 +41,27 @@ _pool: tuple[int, ThreadPoolExecutor] | None = None
 
 def why_not() -> str | None:
     """None when this road can be taken, else why not (for status lines and tests)."""
-    if os.environ.get("RVM_BRIDGE_OCIO_DIRECT", "1").strip() == "0":
-        return "RVM_BRIDGE_OCIO_DIRECT=0 in the environment"
-    if _ocio is None:
-        return "PyOpenColorIO is not installed (pip install 'opencolorio==<OpenImageIO's OCIO version>')"
-    ours = str(_ocio.GetVersion())
+    setting = os.environ.get(ENV_SWITCH, "").strip()
+    if setting.lower() in _OFF:
+        return f"{ENV_SWITCH}={setting} in the environment"
     theirs = str(oiio.get_string_attribute("opencolorio_version"))
-    if ours.split(".")[:2] != theirs.split(".")[:2]:
-        return f"PyOpenColorIO {ours} is not the OCIO {theirs} built into OpenImageIO"
+    release = ".".join(theirs.split(".")[:2])
+    install = f"pip install 'opencolorio=={release}.*' for OpenImageIO's OCIO {theirs}"
+    if _ocio is None:
+        return f"PyOpenColorIO cannot be imported ({_import_problem}); {install}"
+    try:
+        ours = str(_ocio.GetVersion())
+    except Exception as exc:  # a broken module: the old road still works
+        return f"PyOpenColorIO gives no version ({exc}); {install}"
+    if not release or ours.split(".")[:2] != theirs.split(".")[:2]:
+        return f"PyOpenColorIO {ours} is not the OCIO {theirs or '(unknown)'} built into OpenImageIO; {install}"
     return None
+
+
+def ocio_errors() -> tuple[type[BaseException], ...]:
+    """What OCIO raises for a config or transform it cannot use (its message may not be text: a
+    binary LUT's bytes arrive as UnicodeDecodeError)."""
+    return (UnicodeDecodeError,) if _ocio is None else (_ocio.Exception, _ocio.ExceptionMissingFile, UnicodeDecodeError)
 
 
 def describe() -> dict[str, str]:
@@ -65,26 +82,65 @@ def cpu_processor(config: str, source: str, target: str, display: str | None, vi
     when the config cannot make the transform (the caller words it)."""
     if why_not() is not None:
         return None
-    return _cached_processor(config, source, target, display, view, inverse)
+    stamp = config_stamp(config)
+    cfg = _config(*stamp)
+    # A context made from the environment now, as OpenImageIO's road makes per call: a config's
+    # $SHOT-style variables follow the environment of this moment, not of the config's loading.
+    context = _ocio.Context(
+        workingDir=cfg.getWorkingDir(),
+        searchPaths=list(cfg.getSearchPaths()),
+        stringVars={name: cfg.getEnvironmentVarDefault(name) for name in cfg.getEnvironmentVarNames()},
+        environmentMode=cfg.getCurrentContext().getEnvironmentMode(),
+    )
+    context.loadEnvironment()  # about 16 us
+    return _processor(_Request((stamp, context.getCacheID(), source, target, display, view, inverse), cfg, context))
+
+
+def config_stamp(name: str) -> tuple[str, int, int]:
+    """A config's cache key: a file's absolute path with its modification time and size, so an
+    edited config is read again (as OpenImageIO's road does); an ``ocio://`` name as it is."""
+    if name.startswith("ocio://"):
+        return name, 0, 0
+    path = os.path.abspath(name)
+    try:
+        info = os.stat(path)
+    except OSError:
+        return path, 0, 0  # OCIO says what is wrong when it tries to read it
+    return path, info.st_mtime_ns, info.st_size
+
+
+class _Request:
+    """A processor's cache key; the config and context it is made from ride along (the key names them)."""
+
+    __slots__ = ("key", "cfg", "context")
+
+    def __init__(self, key: tuple[Any, ...], cfg: Any, context: Any) -> None:
+        self.key, self.cfg, self.context = key, cfg, context
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Request) and other.key == self.key
 
 
 @functools.lru_cache(maxsize=32)
-def _cached_processor(config: str, source: str, target: str, display: str | None, view: str | None, inverse: bool) -> Any:
-    cfg = _config(config)
+def _processor(request: _Request) -> Any:
+    source, target, display, view, inverse = request.key[2:]
     if display is None or view is None:
         src, dst = (target, source) if inverse else (source, target)
-        processor = cfg.getProcessor(src, dst)
+        processor = request.cfg.getProcessor(request.context, src, dst)
     else:
         transform = _ocio.DisplayViewTransform(src=source, display=display, view=view)
         direction = _ocio.TransformDirection
         transform.setDirection(direction.TRANSFORM_DIR_INVERSE if inverse else direction.TRANSFORM_DIR_FORWARD)
-        processor = cfg.getProcessor(transform)
+        processor = request.cfg.getProcessor(request.context, transform, direction.TRANSFORM_DIR_FORWARD)
     return processor.getDefaultCPUProcessor()
 
 
 @functools.lru_cache(maxsize=8)
-def _config(name: str) -> Any:
-    return _ocio.Config.CreateFromFile(name)
+def _config(path: str, mtime_ns: int, size: int) -> Any:
+    return _ocio.Config.CreateFromFile(path)
 
 
 def apply_in_place(processor: Any, rgb: np.ndarray) -> None:
@@ -92,15 +148,23 @@ def apply_in_place(processor: Any, rgb: np.ndarray) -> None:
     as many threads as OpenImageIO's ``threads`` attribute (the calling thread takes the first band)."""
     if rgb.dtype != np.float32 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.flags.c_contiguous:
         raise ValueError(f"OCIO needs C-contiguous float32 [H, W, 3] pixels, not {rgb.dtype} {rgb.shape}.")
+    if not rgb.flags.writeable:
+        raise ValueError("OCIO converts in place, and these pixels are read-only: pass a writable copy.")
     rows = rgb.shape[0]
     bands = max(1, min(int(oiio.get_int_attribute("threads", 1)), rows // MIN_ROWS_PER_BAND))
     edges = np.linspace(0, rows, bands + 1).astype(int)
-    pool = _thread_pool() if bands > 1 else None
     waiting: list[Future[None]] = []
-    if pool is not None:
-        waiting = [pool.submit(_apply, processor, rgb[a:b]) for a, b in zip(edges[1:-1], edges[2:])]
+    mine = [(edges[0], edges[1])]
+    if bands > 1:
+        pool = _thread_pool()
+        for a, b in zip(edges[1:-1], edges[2:]):
+            try:
+                waiting.append(pool.submit(_apply, processor, rgb[a:b]))
+            except RuntimeError:  # the interpreter is shutting down: no new threads, do it here
+                mine.append((a, b))
     try:
-        _apply(processor, rgb[edges[0] : edges[1]])
+        for a, b in mine:
+            _apply(processor, rgb[a:b])
     finally:
         for future in waiting:  # wait for every band before the array can go, even after an error
             future.exception()
@@ -109,7 +173,7 @@ def apply_in_place(processor: Any, rgb: np.ndarray) -> None:
 
 
 def _apply(processor: Any, band: np.ndarray) -> None:
-    if band.shape[0]:
+    if band.size:
         processor.apply(_ocio.PackedImageDesc(band, band.shape[1], band.shape[0], 3))
 
 
@@ -121,3 +185,14 @@ def _thread_pool() -> ThreadPoolExecutor:
             workers = max(2, os.cpu_count() or 2)
             _pool = (os.getpid(), ThreadPoolExecutor(workers, thread_name_prefix="rvm-ocio"))
         return _pool[1]
+
+
+def _forget_pool_in_child() -> None:
+    """After fork: a fresh lock (the parent's may have been held by a thread that is not here) and no pool."""
+    global _pool, _pool_lock
+    _pool_lock = threading.Lock()
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_in_child)

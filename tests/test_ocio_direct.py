@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
+import time
 
 import numpy as np
 import OpenImageIO as oiio
@@ -10,7 +12,7 @@ import pytest
 
 from rvm_engine import ocio_direct
 from rvm_engine.colour import SCENE_LINEAR_REC709, PlateColour, colour_space_names, display_views
-from rvm_engine.errors import ColourError
+from rvm_engine.errors import ColourError, FrameInputError
 
 RNG = np.random.default_rng(5)
 
@@ -126,12 +128,28 @@ def test_the_callers_arrays_are_never_written_and_odd_layouts_are_taken(direct_r
     assert np.array_equal(fgr, fgr_kept) and np.array_equal(model, model_kept) and np.array_equal(base, kept)
 
 
-def test_wrong_pixels_for_the_in_place_call_are_refused_by_name():
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_wrong_pixels_for_the_in_place_call_are_refused_by_name(setting, monkeypatch, tmp_path):
+    monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", setting)
     colour = PlateColour("ACEScg")
-    with pytest.raises(ColourError, match="C-contiguous float32"):
+    with pytest.raises(FrameInputError, match="C-contiguous float32"):
         colour.convert_in_place(np.zeros((4, 4, 3), np.float64), inverse=False)
-    with pytest.raises(ColourError, match="C-contiguous float32"):
+    with pytest.raises(FrameInputError, match="C-contiguous float32"):
         colour.convert_in_place(np.zeros((4, 8, 3), np.float32)[:, ::2], inverse=False)
+    locked = np.full((4, 4, 3), 0.25, np.float32)
+    locked.flags.writeable = False
+    with pytest.raises(FrameInputError, match="read-only"):
+        colour.convert_in_place(locked, inverse=False)
+    assert np.all(locked == 0.25)
+    np.save(tmp_path / "p.npy", np.full((64, 8, 3), 0.25, np.float32))
+    mapped = np.load(tmp_path / "p.npy", mmap_mode="r")  # read-only memory: writing would kill the process
+    with pytest.raises(FrameInputError, match="read-only"):
+        colour.convert_in_place(mapped, inverse=False)
+    assert np.array_equal(colour.convert(mapped, inverse=False), colour.convert(np.array(mapped), inverse=False))
+    for bad in (np.zeros((4, 4, 4), np.float32), np.zeros((4, 0, 3), np.float32), np.zeros((0, 4, 3), np.float32),
+                np.zeros((4, 3), np.float32)):
+        with pytest.raises(FrameInputError, match=r"\[height, width, 3\]"):
+            colour.convert(bad, inverse=False)
 
 
 def test_a_show_config_with_a_lut_file_converts_the_same_both_roads(tmp_path, monkeypatch):
@@ -212,3 +230,127 @@ def test_a_forked_child_makes_its_own_threads():
         child.kill()
     assert not alive and child.exitcode == 0
     assert queue.get(timeout=5) == expected
+
+
+def _gamma_config(path, gamma: float, search_path: str = "") -> None:
+    path.write_text(
+        "ocio_profile_version: 2\n" + (f"search_path: {search_path}\n" if search_path else "")
+        + "roles:\n  default: linear\n  scene_linear: linear\n"
+        "displays:\n  sRGB:\n    - !<View> {name: Raw, colorspace: linear}\n"
+        "colorspaces:\n"
+        "  - !<ColorSpace>\n    name: linear\n"
+        "  - !<ColorSpace>\n    name: graded\n"
+        "    from_scene_reference: !<FileTransform> {src: curve.spi1d, interpolation: linear}\n"
+        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
+        f"    to_scene_reference: !<ExponentTransform> {{value: [{gamma}, {gamma}, {gamma}, 1]}}\n"
+    )
+
+
+def _spi1d(path, power: float) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = np.linspace(0.0, 1.0, 17) ** power
+    path.write_text("Version 1\nFrom 0.0 1.0\nLength 17\nComponents 1\n{\n" + "".join(f"  {v:.6f}\n" for v in samples) + "}\n")
+
+
+def test_an_edited_config_is_read_again_as_on_openimageios_road(tmp_path, monkeypatch):
+    """A long-lived bridge must not keep serving yesterday's config."""
+    config = tmp_path / "show.ocio"
+    pixel = np.full((1, 1, 3), 0.25, np.float32)
+    seen = []
+    for gamma in (2.0, 4.0):
+        _gamma_config(config, gamma)
+        os.utime(config, ns=(time.time_ns(), time.time_ns() + int(gamma)))  # a new stamp even within one tick
+        direct = PlateColour("linear", config=str(config)).convert(pixel, inverse=False)
+        monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", "0")
+        assert np.array_equal(direct, PlateColour("linear", config=str(config)).convert(pixel, inverse=False))
+        monkeypatch.delenv("RVM_BRIDGE_OCIO_DIRECT")
+        seen.append(float(direct[0, 0, 0]))
+    np.testing.assert_allclose(seen, [0.25 ** (1 / 2.0), 0.25 ** (1 / 4.0)], rtol=1e-4)
+
+
+def test_context_variables_follow_the_environment_of_the_moment(tmp_path, monkeypatch):
+    """A show config whose LUTs live under shots/$SHOT: changing SHOT changes the LUT, on both roads."""
+    config = tmp_path / "show.ocio"
+    _gamma_config(config, 2.4, search_path="shots/$SHOT")
+    _spi1d(tmp_path / "shots" / "sh010" / "curve.spi1d", 0.5)
+    _spi1d(tmp_path / "shots" / "sh020" / "curve.spi1d", 2.0)
+    pixel = np.full((1, 1, 3), 0.25, np.float32)
+    results = {}
+    for shot in ("sh010", "sh020", "sh010"):
+        monkeypatch.setenv("SHOT", shot)
+        colour = PlateColour("graded", config=str(config))
+        direct = colour.convert(pixel, inverse=False)
+        monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", "0")
+        assert np.array_equal(direct, colour.convert(pixel, inverse=False)), shot
+        monkeypatch.delenv("RVM_BRIDGE_OCIO_DIRECT")
+        results.setdefault(shot, []).append(direct)
+    assert not np.array_equal(results["sh010"][0], results["sh020"][0])
+    assert np.array_equal(results["sh010"][0], results["sh010"][1])
+
+
+@pytest.mark.parametrize("setting", ["0", "off", "No", "FALSE", " false "])
+def test_the_switch_takes_the_usual_words_for_off(setting, monkeypatch):
+    monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", setting)
+    assert ocio_direct.why_not() == f"RVM_BRIDGE_OCIO_DIRECT={setting.strip()} in the environment"
+    assert ocio_direct.cpu_processor("ocio://default", "ACEScg", SCENE_LINEAR_REC709, None, None, False) is None
+    assert ocio_direct.describe()["road"] == "openimageio"
+
+
+def test_a_release_mismatch_says_what_to_install(monkeypatch):
+    monkeypatch.setattr(ocio_direct._ocio, "GetVersion", lambda: "2.4.9")
+    theirs = oiio.get_string_attribute("opencolorio_version")
+    release = ".".join(theirs.split(".")[:2])
+    why = ocio_direct.why_not()
+    assert why == (f"PyOpenColorIO 2.4.9 is not the OCIO {theirs} built into OpenImageIO; "
+                   f"pip install 'opencolorio=={release}.*' for OpenImageIO's OCIO {theirs}")
+    colour = PlateColour("ACEScg")
+    monkeypatch.setattr(ocio_direct, "apply_in_place", lambda *a: pytest.fail("the direct road was taken"))
+    assert colour.convert(np.full((2, 2, 3), 0.5, np.float32), inverse=False).shape == (2, 2, 3)
+
+
+def test_bands_are_done_on_the_callers_thread_when_no_thread_can_start(monkeypatch):
+    """At interpreter shutdown the pool refuses work; the conversion still completes."""
+    colour = PlateColour("ACEScg")
+    rgb = RNG.random((256, 16, 3), dtype=np.float32)
+    expected = colour.convert(rgb, inverse=False)
+
+    class ShutDown:
+        def submit(self, *args, **kwargs):
+            raise RuntimeError("cannot schedule new futures after interpreter shutdown")
+
+    monkeypatch.setattr(ocio_direct, "_thread_pool", lambda: ShutDown())
+    before = oiio.get_int_attribute("threads")
+    oiio.attribute("threads", 4)
+    try:
+        assert np.array_equal(colour.convert(rgb, inverse=False), expected)
+    finally:
+        oiio.attribute("threads", before)
+
+
+def test_a_binary_lut_is_a_colour_error_saying_a_file_could_not_be_read(tmp_path, monkeypatch):
+    (tmp_path / "junk.cube").write_bytes(bytes(range(256)) * 8)
+    config = tmp_path / "junk.ocio"
+    config.write_text(
+        "ocio_profile_version: 2\n"
+        "roles:\n  default: linear\n  scene_linear: linear\n"
+        "displays:\n  sRGB:\n    - !<View> {name: Raw, colorspace: linear}\n"
+        "colorspaces:\n"
+        "  - !<ColorSpace>\n    name: linear\n"
+        "  - !<ColorSpace>\n    name: graded\n"
+        "    from_scene_reference: !<FileTransform> {src: junk.cube}\n"
+        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
+        "    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}\n"
+    )
+    with pytest.raises(ColourError, match=r"junk\.cube|could not be read"):
+        PlateColour("graded", config=str(config)).convert(np.full((2, 2, 3), 0.5, np.float32), inverse=False)
+
+
+def test_a_colour_space_added_to_the_config_is_known_without_a_restart(tmp_path):
+    config = tmp_path / "show.ocio"
+    _gamma_config(config, 2.0)
+    with pytest.raises(ColourError, match="'extra'"):
+        PlateColour("extra", config=str(config))
+    text = config.read_text() + "  - !<ColorSpace>\n    name: extra\n"
+    config.write_text(text)
+    os.utime(config, ns=(time.time_ns(), time.time_ns() + 7))
+    assert PlateColour("extra", config=str(config)).colour_space == "extra"
