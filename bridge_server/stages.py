@@ -58,6 +58,7 @@ class FramePipeline(NetworkStage):
         self.stopping = False
         self.completed: List[float] = []  # monotonic times of frames made, for throughput
         self.frames_total = 0
+        self.internal_errors = 0  # frames failed on a bug of the bridge's (status adds the server's own)
         self.batch_max = max(1, batch_max)
         self.batches = 0  # network calls that made frames of two clips or more
         self.batched_frames = 0  # frames those made

@@ -59,6 +59,7 @@ class WriteStage:
     shared: SharedSegments
     writers: ThreadPoolExecutor
     frames_total: int
+    internal_errors: int
     completed: List[float]
 
     def _write(self, clip: Clip, frame: int, state: Any, result: Any, output: Output,
@@ -121,7 +122,8 @@ class WriteStage:
 
     def _fail(self, tickets: List[Ticket], error: BaseException) -> None:
         code, message = self.engine.error_code(error)
-        if code == "internal":
+        if code == "internal":  # a bug of the bridge's: counted in status, like a request's
+            self.internal_errors += 1
             log.error("frame failed", exc_info=error)
         for ticket in tickets:
             self._answer_error(ticket.request.id, code, message)

@@ -174,8 +174,10 @@ class PlateColour:
         PyOpenColorIO straight on the array (``ocio_direct``), else through OpenImageIO and copied
         back. Raises FrameInputError for other pixels, ColourError if OCIO fails."""
         if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.float32 and rgb.flags.c_contiguous):
-            raise FrameInputError(f"Converting in place needs C-contiguous float32 pixels, not {type(rgb).__name__} "
-                                  f"{getattr(rgb, 'dtype', '')}; use convert(), which copies.")
+            what = (f"{rgb.dtype} pixels" if rgb.dtype != np.float32 else "pixels not laid out in one block"
+                    ) if isinstance(rgb, np.ndarray) else type(rgb).__name__
+            raise FrameInputError(f"Converting in place needs C-contiguous float32 pixels, not {what}; "
+                                  "use convert(), which copies.")
         if not rgb.flags.writeable:
             raise FrameInputError("Converting in place needs writable pixels; these are read-only. Use convert().")
         _check_rgb(rgb, "image to convert")
@@ -210,7 +212,7 @@ class PlateColour:
                 colorconfig=self.config,
             )
         if out.has_error:
-            raise ColourError(f"OCIO could not convert {self!r}: {out.geterror().strip()}")
+            raise ColourError(f"OCIO could not convert {self!r}: {_oiio_error(out)}")
         return np.asarray(out.get_pixels(oiio.FLOAT), dtype=np.float32).reshape(rgb.shape)
 
 
@@ -225,9 +227,21 @@ def _image_buf(rgb: np.ndarray) -> Any:
 
 def _ocio_message(exc: BaseException) -> str:
     if isinstance(exc, UnicodeDecodeError):  # OCIO quoted a binary file's bytes in its message
-        return ("its config or a LUT file it names could not be read (OCIO's message quoted binary "
-                "bytes, as it does for a file that is not text); check the config's files")
+        return _undecodable(exc)
     return str(exc).strip()
+
+
+def _oiio_error(holder: Any) -> str:
+    """``holder.geterror()``, also when OCIO's message quotes a binary file's bytes."""
+    try:
+        return str(holder.geterror()).strip()
+    except UnicodeDecodeError as exc:
+        return _undecodable(exc)
+
+
+def _undecodable(exc: UnicodeDecodeError) -> str:
+    text = bytes(exc.object).decode("utf-8", "replace").strip()
+    return f"{text[:500]} (a file that is not text: check the config and the LUT files it names)"
 
 
 def make_finite(rgb: np.ndarray) -> tuple[np.ndarray, int]:
@@ -265,13 +279,13 @@ def _load_config(name: str) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def _load_config_stamped(name: str, stamp: tuple[str, int, int]) -> Any:
+def _load_config_stamped(name: str, stamp: tuple[Any, ...]) -> Any:
     if os.path.exists(name) and not os.path.isfile(name):
         # OpenImageIO would read a named pipe or device with Python's lock held: every thread hangs.
         raise ColourError(f"Cannot use the OCIO config {name}: it is not a regular file; name the config.ocio file.")
     oiio.geterror()
     cfg = oiio.ColorConfig(name)
-    problem = cfg.geterror() or ("" if cfg.getNumColorSpaces() else "it holds no colour spaces")
+    problem = _oiio_error(cfg) or ("" if cfg.getNumColorSpaces() else "it holds no colour spaces")
     if problem:
         hint = " (from $OCIO)" if name == os.environ.get("OCIO") else ""
         raise ColourError(

@@ -354,3 +354,56 @@ def test_a_colour_space_added_to_the_config_is_known_without_a_restart(tmp_path)
     config.write_text(text)
     os.utime(config, ns=(time.time_ns(), time.time_ns() + 7))
     assert PlateColour("extra", config=str(config)).colour_space == "extra"
+
+
+def test_an_ocioz_archive_config_converts_the_same_both_roads(tmp_path, monkeypatch):
+    """The archive's LUTs are read through the config's own context, which the direct road keeps."""
+    import PyOpenColorIO
+
+    show = tmp_path / "show"
+    show.mkdir()
+    _gamma_config(show / "config.ocio", 2.2, search_path="luts")
+    _spi1d(show / "luts" / "curve.spi1d", 0.7)
+    archive = tmp_path / "show.ocioz"
+    PyOpenColorIO.Config.CreateFromFile(str(show / "config.ocio")).archive(str(archive))
+    values = np.clip(plate_values(rows=4, width=8), 0.0, 1.0)
+    colour = PlateColour("graded", config=str(archive))
+    direct = colour.convert(values, inverse=False)
+    monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", "0")
+    assert np.array_equal(direct, colour.convert(values, inverse=False))
+
+
+@pytest.mark.parametrize("setting", ["1", "0"])
+def test_a_binary_lut_names_itself_on_both_roads(setting, tmp_path, monkeypatch):
+    monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", setting)
+    (tmp_path / "junk.spi3d").write_bytes(b"\xff\xfe\x00\x81" * 300)
+    config = tmp_path / "junk.ocio"
+    _gamma_config(config, 2.2)
+    config.write_text(config.read_text().replace("curve.spi1d, interpolation: linear", "junk.spi3d"))
+    with pytest.raises(ColourError, match=r"junk\.spi3d"):
+        PlateColour("graded", config=str(config)).to_model(np.full((2, 2, 3), 0.5, np.float32))
+
+
+def test_a_binary_config_is_a_colour_error_not_a_traceback(tmp_path):
+    config = tmp_path / "binary.ocio"
+    config.write_bytes(b"ocio_profile_version: 2\n\xff\xfe\x81\x00" * 20)
+    with pytest.raises(ColourError, match=r"binary\.ocio"):
+        PlateColour("linear", config=str(config))
+    with pytest.raises(ColourError, match="Cannot use the OCIO config"):
+        PlateColour("linear", config=str(tmp_path / "nul\0name.ocio"))
+
+
+def test_a_config_link_pointed_at_another_file_of_the_same_size_and_time_is_followed(tmp_path):
+    first, second, link = tmp_path / "a.ocio", tmp_path / "b.ocio", tmp_path / "show.ocio"
+    _gamma_config(first, 2.0)
+    _gamma_config(second, 4.0)
+    stamp = (1_700_000_000_000_000_000, 1_700_000_000_000_000_000)
+    os.utime(first, ns=stamp)
+    os.utime(second, ns=stamp)
+    link.symlink_to(first)
+    pixel = np.full((1, 1, 3), 0.25, np.float32)
+    before = PlateColour("linear", config=str(link)).convert(pixel, inverse=False)
+    link.unlink()
+    link.symlink_to(second)
+    after = PlateColour("linear", config=str(link)).convert(pixel, inverse=False)
+    np.testing.assert_allclose([before[0, 0, 0], after[0, 0, 0]], [0.5, 0.25 ** 0.25], rtol=1e-4)

@@ -475,6 +475,14 @@ def test_a_request_that_hits_a_bug_is_answered_internal_and_the_server_serves_on
                 client.status()
             assert client.hello()["server"] == "rvm-bridge"
         assert server.internal_errors == 2
+        # A frame that fails on a bug is counted too (it used to be answered internal, uncounted).
+        server.pipeline._fail([], ZeroDivisionError("a bug in a stage"))
+        from rvm_engine.errors import PlateError
+
+        server.pipeline._fail([], PlateError("a missing plate is the user's to fix, not a bug"))
+        with BridgeClient(server.endpoint, timeout=10) as client:
+            server._start = real_start
+            assert client.status()["internal_errors"] == 3
     finally:
         server.stop()
         serving.join(30)
