@@ -186,8 +186,8 @@ def test_a_show_config_with_a_lut_file_converts_the_same_both_roads(tmp_path, mo
                               PlateColour("linear").convert(values, inverse=False))
 
 
-def test_a_lut_the_config_names_but_lacks_is_a_colour_error_naming_it(tmp_path, monkeypatch):
-    config = tmp_path / "broken.ocio"
+def _lut_config(config, lut: str):
+    """A config whose space "graded" is the LUT file ``lut`` (beside the config)."""
     config.write_text(
         "ocio_profile_version: 2\n"
         "roles:\n  default: linear\n  scene_linear: linear\n"
@@ -195,10 +195,15 @@ def test_a_lut_the_config_names_but_lacks_is_a_colour_error_naming_it(tmp_path, 
         "colorspaces:\n"
         "  - !<ColorSpace>\n    name: linear\n"
         "  - !<ColorSpace>\n    name: graded\n"
-        "    from_scene_reference: !<FileTransform> {src: gone.spi1d}\n"
+        f"    from_scene_reference: !<FileTransform> {{src: {lut}}}\n"
         "  - !<ColorSpace>\n    name: sRGB - Texture\n"
         "    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}\n"
     )
+    return config
+
+
+def test_a_lut_the_config_names_but_lacks_is_a_colour_error_naming_it(tmp_path, monkeypatch):
+    config = _lut_config(tmp_path / "broken.ocio", "gone.spi1d")
     monkeypatch.setenv("OCIO", str(config))
     colour = PlateColour("graded")
     with pytest.raises(ColourError, match=r"gone\.spi1d"):
@@ -329,18 +334,7 @@ def test_bands_are_done_on_the_callers_thread_when_no_thread_can_start(monkeypat
 
 def test_a_binary_lut_is_a_colour_error_saying_a_file_could_not_be_read(tmp_path, monkeypatch):
     (tmp_path / "junk.cube").write_bytes(bytes(range(256)) * 8)
-    config = tmp_path / "junk.ocio"
-    config.write_text(
-        "ocio_profile_version: 2\n"
-        "roles:\n  default: linear\n  scene_linear: linear\n"
-        "displays:\n  sRGB:\n    - !<View> {name: Raw, colorspace: linear}\n"
-        "colorspaces:\n"
-        "  - !<ColorSpace>\n    name: linear\n"
-        "  - !<ColorSpace>\n    name: graded\n"
-        "    from_scene_reference: !<FileTransform> {src: junk.cube}\n"
-        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
-        "    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}\n"
-    )
+    config = _lut_config(tmp_path / "junk.ocio", "junk.cube")
     with pytest.raises(ColourError, match=r"junk\.cube|could not be read"):
         PlateColour("graded", config=str(config)).convert(np.full((2, 2, 3), 0.5, np.float32), inverse=False)
 
