@@ -89,7 +89,8 @@ class Operations(Replies):
                 "requests_in_flight": len(self.in_flight), "frames_total": frames_total,
                 "throughput_fps": round(fps, 3), "memory_bytes": memory["total"], "memory": memory,
                 "memory_budget": self.registry.memory_budget, "over_budget_bytes": over, "dropped": dropped,
-                "internal_errors": self.internal_errors + self.pipeline.internal_errors, "refused_connections": self.handshakes.refused,
+                "internal_errors": self.internal_errors + self.pipeline.internal_errors,
+                "refused_connections": self.handshakes.refused,
                 "batching": {"batch_max": self.pipeline.batch_max, "batches": batches, "batched_frames": batched,
                              "mean_batch": round(batched / batches, 3) if batches else 0.0},
                 "shared_memory": self.shared.describe(), "colour_road": self.engine.colour_road()}

@@ -7,8 +7,8 @@ rows on two threads (it lets Python's lock go), takes about 10 ms for the same t
 
 OpenImageIO carries its own OCIO inside. This road is taken only when the PyOpenColorIO module is
 the same major.minor release: then both read a config the same way, the built-in configs are the
-same, and the numbers agree bit for bit (tests/test_colour.py checks every space and display view
-of the built-in config both ways). Otherwise, or with ``RVM_BRIDGE_OCIO_DIRECT=0`` (off, no, false),
+same, and the numbers agree bit for bit (tests/test_ocio_direct.py checks every space and display
+view of the built-in config both ways). Otherwise, or with ``RVM_BRIDGE_OCIO_DIRECT=0`` (off, no, false),
 :func:`cpu_processor` answers None and ``colour.PlateColour`` keeps OpenImageIO's road.
 """
 
@@ -68,11 +68,10 @@ def ocio_errors() -> tuple[type[BaseException], ...]:
 def describe() -> dict[str, str]:
     """Which road colour takes on the CPU, for status reports: ``{"road": "direct", "ocio": version}`` or
     ``{"road": "openimageio", "ocio": version, "why": why_not()}``."""
-    ocio = str(oiio.get_string_attribute("opencolorio_version"))
     why = why_not()
     if why is None:
         return {"road": "direct", "ocio": str(_ocio.GetVersion())}
-    return {"road": "openimageio", "ocio": ocio, "why": why}
+    return {"road": "openimageio", "ocio": str(oiio.get_string_attribute("opencolorio_version")), "why": why}
 
 
 def cpu_processor(config: str, source: str, target: str, display: str | None, view: str | None, inverse: bool) -> Any:
