@@ -30,6 +30,30 @@ def both_roads(colour: PlateColour, rgb: np.ndarray, inverse: bool) -> tuple[np.
     return colour._convert_oiio(rgb, inverse=inverse), colour.convert(rgb, inverse=inverse)
 
 
+def show_config(path, gamma: float = 2.4, *, search_path: str = "", lut: str = "curve.spi1d"):
+    """A small show config: "linear", "graded" (the LUT file ``lut``, found beside the config or on
+    ``search_path``) and the model's "sRGB - Texture" as a plain power of ``gamma``."""
+    path.write_text(
+        "ocio_profile_version: 2\n" + (f"search_path: {search_path}\n" if search_path else "")
+        + "roles:\n  default: linear\n  scene_linear: linear\n"
+        "displays:\n  sRGB:\n    - !<View> {name: Raw, colorspace: linear}\n"
+        "colorspaces:\n"
+        "  - !<ColorSpace>\n    name: linear\n"
+        "  - !<ColorSpace>\n    name: graded\n"
+        f"    from_scene_reference: !<FileTransform> {{src: {lut}, interpolation: linear}}\n"
+        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
+        f"    to_scene_reference: !<ExponentTransform> {{value: [{gamma}, {gamma}, {gamma}, 1]}}\n"
+    )
+    return path
+
+
+def spi1d(path, power: float) -> None:
+    """A 17-knot 1D LUT of x ** power."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    samples = np.linspace(0.0, 1.0, 17) ** power
+    path.write_text("Version 1\nFrom 0.0 1.0\nLength 17\nComponents 1\n{\n" + "".join(f"  {v:.6f}\n" for v in samples) + "}\n")
+
+
 @pytest.fixture
 def direct_road_only(monkeypatch):
     """Fails the test if PlateColour falls back to OpenImageIO's road."""
@@ -154,24 +178,8 @@ def test_wrong_pixels_for_the_in_place_call_are_refused_by_name(setting, monkeyp
 
 def test_a_show_config_with_a_lut_file_converts_the_same_both_roads(tmp_path, monkeypatch):
     """A relative LUT path is found beside the config on the direct road too."""
-    luts = tmp_path / "luts"
-    luts.mkdir()
-    samples = np.linspace(0.0, 1.0, 17) ** 0.6
-    (luts / "curve.spi1d").write_text(
-        "Version 1\nFrom 0.0 1.0\nLength 17\nComponents 1\n{\n" + "".join(f"  {v:.6f}\n" for v in samples) + "}\n"
-    )
-    config = tmp_path / "show.ocio"
-    config.write_text(
-        "ocio_profile_version: 2\nsearch_path: luts\n"
-        "roles:\n  default: linear\n  scene_linear: linear\n"
-        "displays:\n  sRGB:\n    - !<View> {name: Curve, colorspace: graded}\n"
-        "colorspaces:\n"
-        "  - !<ColorSpace>\n    name: linear\n"
-        "  - !<ColorSpace>\n    name: graded\n"
-        "    from_scene_reference: !<FileTransform> {src: curve.spi1d, interpolation: linear}\n"
-        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
-        "    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}\n"
-    )
+    spi1d(tmp_path / "luts" / "curve.spi1d", 0.6)
+    config = show_config(tmp_path / "show.ocio", search_path="luts")
     monkeypatch.setenv("OCIO", str(config))
     values = np.clip(plate_values(rows=6, width=10), 0.0, 1.0)
     for space in ("linear", "graded"):
@@ -186,24 +194,8 @@ def test_a_show_config_with_a_lut_file_converts_the_same_both_roads(tmp_path, mo
                               PlateColour("linear").convert(values, inverse=False))
 
 
-def _lut_config(config, lut: str):
-    """A config whose space "graded" is the LUT file ``lut`` (beside the config)."""
-    config.write_text(
-        "ocio_profile_version: 2\n"
-        "roles:\n  default: linear\n  scene_linear: linear\n"
-        "displays:\n  sRGB:\n    - !<View> {name: Raw, colorspace: linear}\n"
-        "colorspaces:\n"
-        "  - !<ColorSpace>\n    name: linear\n"
-        "  - !<ColorSpace>\n    name: graded\n"
-        f"    from_scene_reference: !<FileTransform> {{src: {lut}}}\n"
-        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
-        "    to_scene_reference: !<ExponentWithLinearTransform> {gamma: 2.4, offset: 0.055}\n"
-    )
-    return config
-
-
 def test_a_lut_the_config_names_but_lacks_is_a_colour_error_naming_it(tmp_path, monkeypatch):
-    config = _lut_config(tmp_path / "broken.ocio", "gone.spi1d")
+    config = show_config(tmp_path / "broken.ocio", lut="gone.spi1d")
     monkeypatch.setenv("OCIO", str(config))
     colour = PlateColour("graded")
     with pytest.raises(ColourError, match=r"gone\.spi1d"):
@@ -237,33 +229,13 @@ def test_a_forked_child_makes_its_own_threads():
     assert queue.get(timeout=5) == expected
 
 
-def _gamma_config(path, gamma: float, search_path: str = "") -> None:
-    path.write_text(
-        "ocio_profile_version: 2\n" + (f"search_path: {search_path}\n" if search_path else "")
-        + "roles:\n  default: linear\n  scene_linear: linear\n"
-        "displays:\n  sRGB:\n    - !<View> {name: Raw, colorspace: linear}\n"
-        "colorspaces:\n"
-        "  - !<ColorSpace>\n    name: linear\n"
-        "  - !<ColorSpace>\n    name: graded\n"
-        "    from_scene_reference: !<FileTransform> {src: curve.spi1d, interpolation: linear}\n"
-        "  - !<ColorSpace>\n    name: sRGB - Texture\n"
-        f"    to_scene_reference: !<ExponentTransform> {{value: [{gamma}, {gamma}, {gamma}, 1]}}\n"
-    )
-
-
-def _spi1d(path, power: float) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    samples = np.linspace(0.0, 1.0, 17) ** power
-    path.write_text("Version 1\nFrom 0.0 1.0\nLength 17\nComponents 1\n{\n" + "".join(f"  {v:.6f}\n" for v in samples) + "}\n")
-
-
 def test_an_edited_config_is_read_again_as_on_openimageios_road(tmp_path, monkeypatch):
     """A long-lived bridge must not keep serving yesterday's config."""
     config = tmp_path / "show.ocio"
     pixel = np.full((1, 1, 3), 0.25, np.float32)
     seen = []
     for gamma in (2.0, 4.0):
-        _gamma_config(config, gamma)
+        show_config(config, gamma)
         os.utime(config, ns=(time.time_ns(), time.time_ns() + int(gamma)))  # a new stamp even within one tick
         direct = PlateColour("linear", config=str(config)).convert(pixel, inverse=False)
         monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", "0")
@@ -276,9 +248,9 @@ def test_an_edited_config_is_read_again_as_on_openimageios_road(tmp_path, monkey
 def test_context_variables_follow_the_environment_of_the_moment(tmp_path, monkeypatch):
     """A show config whose LUTs live under shots/$SHOT: changing SHOT changes the LUT, on both roads."""
     config = tmp_path / "show.ocio"
-    _gamma_config(config, 2.4, search_path="shots/$SHOT")
-    _spi1d(tmp_path / "shots" / "sh010" / "curve.spi1d", 0.5)
-    _spi1d(tmp_path / "shots" / "sh020" / "curve.spi1d", 2.0)
+    show_config(config, search_path="shots/$SHOT")
+    spi1d(tmp_path / "shots" / "sh010" / "curve.spi1d", 0.5)
+    spi1d(tmp_path / "shots" / "sh020" / "curve.spi1d", 2.0)
     pixel = np.full((1, 1, 3), 0.25, np.float32)
     results = {}
     for shot in ("sh010", "sh020", "sh010"):
@@ -334,14 +306,14 @@ def test_bands_are_done_on_the_callers_thread_when_no_thread_can_start(monkeypat
 
 def test_a_binary_lut_is_a_colour_error_saying_a_file_could_not_be_read(tmp_path, monkeypatch):
     (tmp_path / "junk.cube").write_bytes(bytes(range(256)) * 8)
-    config = _lut_config(tmp_path / "junk.ocio", "junk.cube")
+    config = show_config(tmp_path / "junk.ocio", lut="junk.cube")
     with pytest.raises(ColourError, match=r"junk\.cube|could not be read"):
         PlateColour("graded", config=str(config)).convert(np.full((2, 2, 3), 0.5, np.float32), inverse=False)
 
 
 def test_a_colour_space_added_to_the_config_is_known_without_a_restart(tmp_path):
     config = tmp_path / "show.ocio"
-    _gamma_config(config, 2.0)
+    show_config(config, 2.0)
     with pytest.raises(ColourError, match="'extra'"):
         PlateColour("extra", config=str(config))
     text = config.read_text() + "  - !<ColorSpace>\n    name: extra\n"
@@ -356,8 +328,8 @@ def test_an_ocioz_archive_config_converts_the_same_both_roads(tmp_path, monkeypa
 
     show = tmp_path / "show"
     show.mkdir()
-    _gamma_config(show / "config.ocio", 2.2, search_path="luts")
-    _spi1d(show / "luts" / "curve.spi1d", 0.7)
+    show_config(show / "config.ocio", 2.2, search_path="luts")
+    spi1d(show / "luts" / "curve.spi1d", 0.7)
     archive = tmp_path / "show.ocioz"
     PyOpenColorIO.Config.CreateFromFile(str(show / "config.ocio")).archive(str(archive))
     values = np.clip(plate_values(rows=4, width=8), 0.0, 1.0)
@@ -371,9 +343,7 @@ def test_an_ocioz_archive_config_converts_the_same_both_roads(tmp_path, monkeypa
 def test_a_binary_lut_names_itself_on_both_roads(setting, tmp_path, monkeypatch):
     monkeypatch.setenv("RVM_BRIDGE_OCIO_DIRECT", setting)
     (tmp_path / "junk.spi3d").write_bytes(b"\xff\xfe\x00\x81" * 300)
-    config = tmp_path / "junk.ocio"
-    _gamma_config(config, 2.2)
-    config.write_text(config.read_text().replace("curve.spi1d, interpolation: linear", "junk.spi3d"))
+    config = show_config(tmp_path / "junk.ocio", lut="junk.spi3d")
     with pytest.raises(ColourError, match=r"junk\.spi3d"):
         PlateColour("graded", config=str(config)).to_model(np.full((2, 2, 3), 0.5, np.float32))
 
@@ -389,8 +359,8 @@ def test_a_binary_config_is_a_colour_error_not_a_traceback(tmp_path):
 
 def test_a_config_link_pointed_at_another_file_of_the_same_size_and_time_is_followed(tmp_path):
     first, second, link = tmp_path / "a.ocio", tmp_path / "b.ocio", tmp_path / "show.ocio"
-    _gamma_config(first, 2.0)
-    _gamma_config(second, 4.0)
+    show_config(first, 2.0)
+    show_config(second, 4.0)
     stamp = (1_700_000_000_000_000_000, 1_700_000_000_000_000_000)
     os.utime(first, ns=stamp)
     os.utime(second, ns=stamp)
