@@ -173,14 +173,10 @@ class PlateColour:
         """:meth:`convert` into writable C-contiguous float32 ``[H, W, 3]`` ``rgb`` itself: with
         PyOpenColorIO straight on the array (``ocio_direct``), else through OpenImageIO and copied
         back. Raises FrameInputError for other pixels, ColourError if OCIO fails."""
-        if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.float32 and rgb.flags.c_contiguous):
-            what = (f"{rgb.dtype} pixels" if rgb.dtype != np.float32 else "pixels not laid out in one block"
-                    ) if isinstance(rgb, np.ndarray) else type(rgb).__name__
-            raise FrameInputError(f"Converting in place needs C-contiguous float32 pixels, not {what}; "
-                                  "use convert(), which copies.")
-        if not rgb.flags.writeable:
-            raise FrameInputError("Converting in place needs writable pixels; these are read-only. Use convert().")
         _check_rgb(rgb, "image to convert")
+        problem = ocio_direct.in_place_problem(rgb)
+        if problem:
+            raise FrameInputError(f"Converting in place needs {problem}; use convert(), which copies.")
         try:
             processor = ocio_direct.cpu_processor(
                 self.config, self.colour_space, self.model_space, self.display, self.view, inverse

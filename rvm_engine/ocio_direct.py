@@ -146,13 +146,25 @@ def _config(path: str, *changed: int) -> Any:
     return _ocio.Config.CreateFromFile(path)
 
 
+def in_place_problem(rgb: Any) -> str | None:
+    """Why ``rgb`` cannot be converted in place (what it needs, and what it is), or None. Writing
+    into read-only memory would change what its owner holds, or kill the process (a read-only map)."""
+    if not isinstance(rgb, np.ndarray):
+        return f"C-contiguous float32 [H, W, 3] pixels, not {type(rgb).__name__}"
+    if rgb.dtype != np.float32 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.flags.c_contiguous:
+        layout = "" if rgb.flags.c_contiguous else " not laid out in one block"
+        return f"C-contiguous float32 [H, W, 3] pixels, not {rgb.dtype} {list(rgb.shape)}{layout}"
+    if not rgb.flags.writeable:
+        return "writable pixels; these are read-only"
+    return None
+
+
 def apply_in_place(processor: Any, rgb: np.ndarray) -> None:
     """Apply ``processor`` to C-contiguous float32 ``[H, W, 3]`` ``rgb`` in place, in bands of rows on
     as many threads as OpenImageIO's ``threads`` attribute (the calling thread takes the first band)."""
-    if rgb.dtype != np.float32 or rgb.ndim != 3 or rgb.shape[2] != 3 or not rgb.flags.c_contiguous:
-        raise ValueError(f"OCIO needs C-contiguous float32 [H, W, 3] pixels, not {rgb.dtype} {rgb.shape}.")
-    if not rgb.flags.writeable:
-        raise ValueError("OCIO converts in place, and these pixels are read-only: pass a writable copy.")
+    problem = in_place_problem(rgb)
+    if problem:
+        raise ValueError(f"OCIO converts in place and needs {problem}.")
     rows = rgb.shape[0]
     bands = max(1, min(int(oiio.get_int_attribute("threads", 1)), rows // MIN_ROWS_PER_BAND))
     edges = np.linspace(0, rows, bands + 1).astype(int)
